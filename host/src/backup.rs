@@ -1,0 +1,324 @@
+//! One backup job: the entries of one source, in order, into one sink.
+//!
+//! The host drives both plugins: it pulls a batch of entries from the source,
+//! offers each to the sink, and only when the sink wants a file's content
+//! does it open that file and stream it across in chunks. An unchanged file
+//! is never read; memory stays bounded by one batch and one chunk.
+
+use crate::host::Host;
+use crate::restore::show;
+use crate::runtime::bindings::sink::exports::orchestrator::plugin::sink as sink_api;
+use crate::runtime::bindings::source::exports::orchestrator::plugin::source as source_api;
+use crate::runtime::bindings::{Entry, EntryKind, Outcome};
+use crate::runtime::{CallError, SinkInstance, SourceInstance};
+use orchestrator_config::{PluginInstance, Sink};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use wasmtime::component::ResourceAny;
+
+/// Entries asked of a source per call.
+const ENTRY_BATCH: u32 = 512;
+/// Bytes of content asked per call; large enough to amortise the crossing,
+/// small enough to keep memory flat.
+pub const CHUNK: u32 = 1 << 20;
+
+/// What one run of a job is called and when it happens.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    /// Unique id of the run.
+    pub run_id: String,
+    /// Its time, seconds since the epoch.
+    pub time: i64,
+    /// `run --full`.
+    pub force_full: bool,
+}
+
+/// Live counters of a job, for the progress line.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Entries offered to the sink.
+    pub entries: AtomicU64,
+    /// Files whose content was read.
+    pub files_read: AtomicU64,
+    /// Content bytes read.
+    pub bytes: AtomicU64,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobReport {
+    /// Source name.
+    pub source: String,
+    /// Sink name.
+    pub sink: String,
+    /// Whether the backup was stored.
+    pub ok: bool,
+    /// Why not, or what went wrong after storing it.
+    pub error: Option<String>,
+    /// Entries offered to the sink.
+    pub entries: u64,
+    /// Files whose content was read.
+    pub files_read: u64,
+    /// Content bytes read.
+    pub bytes_read: u64,
+    /// Files that could not be read (each also a warning).
+    pub unreadable: u64,
+    /// Warnings logged by the plugins.
+    pub warnings: u64,
+    /// The stored set, as the sink describes it.
+    pub set: Option<SetReport>,
+    /// Objects removed by retention.
+    pub pruned: Vec<String>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// A stored set, for reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SetReport {
+    /// `full` or `incremental`.
+    pub kind: &'static str,
+    /// Seconds since the epoch.
+    pub time: i64,
+    /// Data objects.
+    pub volumes: u32,
+    /// Stored bytes.
+    pub size: u64,
+    /// Changed entries, if known.
+    pub changed_entries: Option<u64>,
+}
+
+impl From<&sink_api::BackupSet> for SetReport {
+    fn from(s: &sink_api::BackupSet) -> Self {
+        SetReport {
+            kind: match s.kind {
+                sink_api::SetKind::Full => "full",
+                sink_api::SetKind::Incremental => "incremental",
+            },
+            time: s.time,
+            volumes: s.volumes,
+            size: s.size,
+            changed_entries: s.changed_entries,
+        }
+    }
+}
+
+/// Which side of a job failed, so the message can say so.
+enum Side {
+    Source(CallError),
+    Sink(CallError),
+    Host(String),
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Side::Source(e @ CallError::Plugin(_)) => write!(f, "the source failed: {e}"),
+            Side::Sink(e @ CallError::Plugin(_)) => write!(f, "the sink failed: {e}"),
+            Side::Source(e) | Side::Sink(e) => write!(f, "{e}"),
+            Side::Host(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Path order of entries: component-wise, bytewise (duplicity's index order).
+fn index_less(a: &[u8], b: &[u8]) -> bool {
+    if a.is_empty() {
+        return !b.is_empty();
+    }
+    if b.is_empty() {
+        return false;
+    }
+    a.split(|&c| c == b'/').lt(b.split(|&c| c == b'/'))
+}
+
+/// Refuse entries a sink could be harmed by: paths that leave the source's
+/// root, entries out of order, and a first entry that is not the root.
+fn check_entry(entry: &Entry, previous: Option<&[u8]>) -> Result<(), String> {
+    crate::restore::components(&entry.path).map_err(|e| format!("the source yielded a bad path: {e}"))?;
+    match previous {
+        None if !entry.path.is_empty() || entry.meta.kind != EntryKind::Directory => Err(format!(
+            "the source's first entry must be its root directory, not {:?}",
+            show(&entry.path)
+        )),
+        Some(prev) if !index_less(prev, &entry.path) => Err(format!(
+            "the source yielded {:?} after {:?}, out of order",
+            show(&entry.path),
+            show(prev)
+        )),
+        _ => Ok(()),
+    }
+}
+
+struct Counters<'a> {
+    progress: &'a Progress,
+    unreadable: u64,
+}
+
+async fn copy_content(
+    src: &mut SourceInstance,
+    session: ResourceAny,
+    snk: &mut SinkInstance,
+    backup: ResourceAny,
+    entry: &Entry,
+    counters: &mut Counters<'_>,
+) -> Result<(), Side> {
+    let unreadable = |e: &CallError, src: &SourceInstance| {
+        let reason = format!("cannot read {}: {e}", show(&entry.path));
+        tracing::warn!(plugin = src.log().label(), "{reason}");
+        reason
+    };
+    let content = match src.open_content(session, &entry.path).await {
+        Ok(c) => c,
+        Err(e @ CallError::Plugin(_)) => {
+            counters.unreadable += 1;
+            let reason = unreadable(&e, src);
+            return snk.end_entry(backup, &sink_api::ContentStatus::Unreadable(reason)).await.map_err(Side::Sink);
+        }
+        Err(e) => return Err(Side::Source(e)),
+    };
+    counters.progress.files_read.fetch_add(1, Ordering::Relaxed);
+    let status = loop {
+        match src.read(content, CHUNK).await {
+            Ok(chunk) if chunk.is_empty() => break sink_api::ContentStatus::Complete,
+            Ok(chunk) => {
+                counters.progress.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                snk.write(backup, &chunk).await.map_err(Side::Sink)?;
+            }
+            Err(e @ CallError::Plugin(_)) => {
+                counters.unreadable += 1;
+                break sink_api::ContentStatus::Unreadable(unreadable(&e, src));
+            }
+            Err(e) => return Err(Side::Source(e)),
+        }
+    };
+    src.drop_resource(content).await.map_err(Side::Source)?;
+    snk.end_entry(backup, &status).await.map_err(Side::Sink)
+}
+
+async fn drive(
+    src: &mut SourceInstance,
+    session: ResourceAny,
+    snk: &mut SinkInstance,
+    sink_config: &str,
+    context: &sink_api::BackupContext,
+    counters: &mut Counters<'_>,
+) -> Result<sink_api::BackupSet, Side> {
+    let backup = snk.begin_backup(sink_config, context).await.map_err(Side::Sink)?;
+    let mut previous: Option<Vec<u8>> = None;
+    loop {
+        let batch = src.next(session, ENTRY_BATCH).await.map_err(Side::Source)?;
+        if batch.is_empty() {
+            break;
+        }
+        for entry in batch {
+            check_entry(&entry, previous.as_deref()).map_err(Side::Host)?;
+            counters.progress.entries.fetch_add(1, Ordering::Relaxed);
+            let wants = snk.add(backup, &entry).await.map_err(Side::Sink)?;
+            if wants && entry.meta.kind == EntryKind::File {
+                copy_content(src, session, snk, backup, &entry, counters).await?;
+            }
+            previous = Some(entry.path);
+        }
+    }
+    if previous.is_none() {
+        return Err(Side::Host("the source yielded no entries, not even its root".into()));
+    }
+    snk.finish(backup).await.map_err(Side::Sink)
+}
+
+/// Run one job to its end and describe how it went. Never panics on plugin
+/// misbehaviour: every failure is in the report.
+pub async fn run_job(host: Arc<Host>, source: PluginInstance, sink: Sink, run: RunInfo, progress: Arc<Progress>) -> JobReport {
+    let started = Instant::now();
+    let mut report = JobReport {
+        source: source.name.clone(),
+        sink: sink.instance.name.clone(),
+        ok: false,
+        error: None,
+        entries: 0,
+        files_read: 0,
+        bytes_read: 0,
+        unreadable: 0,
+        warnings: 0,
+        set: None,
+        pruned: Vec::new(),
+        seconds: 0.0,
+    };
+    let timeout = [source.limits.timeout, sink.instance.limits.timeout].into_iter().flatten().min();
+    let job = job(&host, &source, &sink, &run, &progress, &mut report);
+    let result = match timeout {
+        Some(t) => tokio::time::timeout(t, job).await.unwrap_or_else(|_| {
+            Err(format!("the job did not finish within its time limit of {}s (`limits.timeout`)", t.as_secs()))
+        }),
+        None => job.await,
+    };
+    if let Err(e) = result {
+        report.error = Some(e);
+    }
+    report.entries = progress.entries.load(Ordering::Relaxed);
+    report.files_read = progress.files_read.load(Ordering::Relaxed);
+    report.bytes_read = progress.bytes.load(Ordering::Relaxed);
+    report.seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+async fn job(host: &Host, source: &PluginInstance, sink: &Sink, run: &RunInfo, progress: &Progress, report: &mut JobReport) -> Result<(), String> {
+    let backend = host.backend_of(sink)?;
+    let (mut src, _) = host.start_source(source).await?;
+    let (mut snk, _) = host.start_sink(sink, backend, &source.name).await?;
+    let source_config = source.config.to_string();
+    let sink_config = sink.instance.config.to_string();
+    let run_context = source_api::RunContext { source_name: source.name.clone(), run_id: run.run_id.clone(), time: run.time };
+    let session = src.open(&source_config, &run_context).await.map_err(|e| match e {
+        CallError::Plugin(crate::runtime::bindings::PluginError::Config(m)) => host.config_error(source, &m),
+        e => Side::Source(e).to_string(),
+    })?;
+    let context = sink_api::BackupContext {
+        source_name: source.name.clone(),
+        run_id: run.run_id.clone(),
+        time: run.time,
+        force_full: run.force_full,
+    };
+    let mut counters = Counters { progress, unreadable: 0 };
+    let result = drive(&mut src, session, &mut snk, &sink_config, &context, &mut counters).await;
+    report.unreadable = counters.unreadable;
+    let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
+    // The source releases what it holds whatever happened; a failure here is
+    // loud, because it can leave a snapshot behind on the source.
+    let released = src.finish(session, outcome).await;
+    let _ = src.drop_resource(session).await;
+    report.warnings = src.log().warnings() + snk.log().warnings();
+    let set = result.map_err(|e| e.to_string())?;
+    report.set = Some(SetReport::from(&set));
+    report.ok = true;
+    if let Err(e) = released {
+        tracing::error!(source = %source.name, "the backup was stored, but the source could not release what it holds: {e}");
+        report.ok = false;
+        return Err(format!("the backup was stored, but the source could not release what it holds: {e}"));
+    }
+    match snk.prune(&sink_config, &source.name).await {
+        Ok(removed) => report.pruned = removed,
+        Err(e) => {
+            tracing::warn!(sink = %sink.instance.name, "retention failed (the new backup is stored): {e}");
+            report.warnings += 1;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_order_is_component_wise() {
+        assert!(index_less(b"", b"a"));
+        assert!(index_less(b"sub", b"sub/deeper"));
+        assert!(index_less(b"sub/deeper", b"sub-x"));
+        assert!(index_less(b"a", b"b"));
+        assert!(!index_less(b"b", b"b"));
+        assert!(!index_less(b"sub-x", b"sub/z"));
+    }
+}

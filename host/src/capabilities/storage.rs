@@ -1,0 +1,271 @@
+//! Named objects in a sink's target, scoped to one source's place in it.
+//!
+//! Backends are a closed set chosen by the target URL's scheme; the plugin
+//! sees only object names. Every object is written to a temporary name and
+//! renamed when complete, so no reader ever sees half an object, and an
+//! interrupted write leaves the older object untouched.
+
+mod file;
+
+use crate::runtime::bindings::PluginError;
+use crate::runtime::bindings::sink::orchestrator::plugin::storage as wit;
+use crate::runtime::state::PluginState;
+use sha1::{Digest, Sha1};
+use std::sync::Arc;
+use wasmtime::component::Resource;
+
+pub use file::FileBackend;
+
+/// Largest chunk one `read` returns.
+const MAX_READ: u32 = 4 << 20;
+
+/// Where a sink's objects live.
+#[derive(Debug)]
+pub enum Backend {
+    /// `file:///absolute/path`
+    File(FileBackend),
+}
+
+impl Backend {
+    /// The backend for a target URL.
+    pub fn from_url(url: &str) -> Result<Backend, String> {
+        let (scheme, _) = url
+            .split_once("://")
+            .ok_or_else(|| format!("target `{url}` is not a URL (expected file:///path)"))?;
+        match scheme {
+            "file" => Ok(Backend::File(FileBackend::from_url(url)?)),
+            "sftp" | "s3" => Err(format!(
+                "target scheme `{scheme}://` is not supported yet; use file:///path"
+            )),
+            other => Err(format!("unknown target scheme `{other}://` (expected file://)")),
+        }
+    }
+}
+
+/// Storage granted to one plugin instance: a backend and the place of the
+/// source it works on.
+#[derive(Debug, Clone)]
+pub struct StorageCtx {
+    backend: Arc<Backend>,
+    prefix: String,
+}
+
+impl StorageCtx {
+    /// Objects of source `prefix` in `backend`.
+    pub fn new(backend: Arc<Backend>, prefix: &str) -> StorageCtx {
+        StorageCtx { backend, prefix: prefix.to_string() }
+    }
+
+    fn full_name(&self, name: &str) -> Result<String, PluginError> {
+        check_name(name)?;
+        Ok(format!("{}/{name}", self.prefix))
+    }
+
+    /// Every object under the source's place.
+    pub fn list(&self) -> Result<Vec<wit::ObjectInfo>, PluginError> {
+        match &*self.backend {
+            Backend::File(b) => b.list(&self.prefix),
+        }
+    }
+
+    /// Start writing an object.
+    pub fn put(&self, name: &str) -> Result<ObjectWriter, PluginError> {
+        let full = self.full_name(name)?;
+        let sink = match &*self.backend {
+            Backend::File(b) => b.put(&full)?,
+        };
+        Ok(ObjectWriter { name: name.to_string(), sink: Some(sink), hash: Sha1::new(), size: 0 })
+    }
+
+    /// Read an object.
+    pub fn get(&self, name: &str) -> Result<ObjectReader, PluginError> {
+        let full = self.full_name(name)?;
+        let reader = match &*self.backend {
+            Backend::File(b) => b.get(&full)?,
+        };
+        Ok(ObjectReader { reader })
+    }
+
+    /// Remove an object; a missing one is fine.
+    pub fn delete(&self, name: &str) -> Result<(), PluginError> {
+        let full = self.full_name(name)?;
+        match &*self.backend {
+            Backend::File(b) => b.delete(&full),
+        }
+    }
+}
+
+/// Names are relative paths of plain components, so a plugin cannot reach
+/// another source's objects or anything outside the target.
+fn check_name(name: &str) -> Result<(), PluginError> {
+    let bad = name.is_empty()
+        || name.starts_with('/')
+        || name.contains('\0')
+        || name.split('/').any(|c| c.is_empty() || c == "." || c == "..");
+    if bad {
+        return Err(PluginError::PermissionDenied(format!(
+            "object name {name:?} is not a plain relative name"
+        )));
+    }
+    Ok(())
+}
+
+/// The part of an object write a backend provides.
+pub trait ObjectSink: Send + Sync {
+    /// Append bytes.
+    fn write(&mut self, data: &[u8]) -> Result<(), PluginError>;
+    /// Make the object visible under its final name.
+    fn commit(self: Box<Self>) -> Result<(), PluginError>;
+}
+
+/// An object being written for a plugin.
+pub struct ObjectWriter {
+    name: String,
+    sink: Option<Box<dyn ObjectSink>>,
+    hash: Sha1,
+    size: u64,
+}
+
+impl ObjectWriter {
+    fn write(&mut self, data: &[u8]) -> Result<(), PluginError> {
+        let sink = self.sink.as_mut().ok_or_else(|| PluginError::Other("object already finished".into()))?;
+        sink.write(data)?;
+        self.hash.update(data);
+        self.size += data.len() as u64;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<wit::StoredObject, PluginError> {
+        let sink = self.sink.take().ok_or_else(|| PluginError::Other("object already finished".into()))?;
+        sink.commit()?;
+        Ok(wit::StoredObject {
+            name: self.name.clone(),
+            size: self.size,
+            sha1: hex::encode(self.hash.clone().finalize()),
+        })
+    }
+}
+
+/// An object being read for a plugin.
+pub struct ObjectReader {
+    reader: Box<dyn std::io::Read + Send + Sync>,
+}
+
+impl PluginState {
+    fn storage(&self) -> Result<&StorageCtx, PluginError> {
+        self.storage
+            .as_ref()
+            .ok_or_else(|| PluginError::PermissionDenied("this sink has no `target` to store into".into()))
+    }
+}
+
+impl wit::Host for PluginState {
+    async fn list_objects(&mut self) -> wasmtime::Result<Result<Vec<wit::ObjectInfo>, PluginError>> {
+        Ok(self.storage().and_then(|s| s.list()))
+    }
+
+    async fn put(&mut self, name: String) -> wasmtime::Result<Result<Resource<ObjectWriter>, PluginError>> {
+        match self.storage().and_then(|s| s.put(&name)) {
+            Ok(w) => Ok(Ok(self.table.push(w)?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    async fn get(&mut self, name: String) -> wasmtime::Result<Result<Resource<ObjectReader>, PluginError>> {
+        match self.storage().and_then(|s| s.get(&name)) {
+            Ok(r) => Ok(Ok(self.table.push(r)?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    async fn delete(&mut self, name: String) -> wasmtime::Result<Result<(), PluginError>> {
+        Ok(self.storage().and_then(|s| s.delete(&name)))
+    }
+}
+
+impl wit::HostObjectWriter for PluginState {
+    async fn write(&mut self, this: Resource<ObjectWriter>, data: Vec<u8>) -> wasmtime::Result<Result<(), PluginError>> {
+        Ok(self.table.get_mut(&this)?.write(&data))
+    }
+
+    async fn finish(&mut self, this: Resource<ObjectWriter>) -> wasmtime::Result<Result<wit::StoredObject, PluginError>> {
+        Ok(self.table.get_mut(&this)?.finish())
+    }
+
+    async fn drop(&mut self, this: Resource<ObjectWriter>) -> wasmtime::Result<()> {
+        // Dropping an unfinished writer discards the temporary object (the
+        // backend's sink cleans up in its own Drop).
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+impl wit::HostObjectReader for PluginState {
+    async fn read(&mut self, this: Resource<ObjectReader>, max: u32) -> wasmtime::Result<Result<Vec<u8>, PluginError>> {
+        let r = self.table.get_mut(&this)?;
+        let mut buf = vec![0u8; max.min(MAX_READ) as usize];
+        let mut filled = 0;
+        while filled < buf.len() {
+            match r.reader.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Ok(Err(PluginError::Io(format!("reading an object: {e}")))),
+            }
+        }
+        buf.truncate(filled);
+        Ok(Ok(buf))
+    }
+
+    async fn drop(&mut self, this: Resource<ObjectReader>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_must_be_plain_and_relative() {
+        for bad in ["", "/abs", "a/../b", "..", "a//b", "./a", "a\0b"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["a", "dir/obj.gpg", "duplicity-full.20261122T111118Z.vol1.difftar.gpg"] {
+            assert!(check_name(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn objects_appear_only_when_finished_and_carry_their_sha1() {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", tmp.path().display());
+        let ctx = StorageCtx::new(Arc::new(Backend::from_url(&url).unwrap()), "docs");
+        let mut w = ctx.put("a/obj").unwrap();
+        w.write(b"hello ").unwrap();
+        w.write(b"world").unwrap();
+        assert!(ctx.list().unwrap().is_empty(), "half-written object is visible");
+        let stored = w.finish().unwrap();
+        assert_eq!(stored.sha1, "2aae6c35c94fcfb415dbe95f408b9ce91ee846ed");
+        assert_eq!(stored.size, 11);
+        let listed = ctx.list().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].name.as_str(), listed[0].size), ("a/obj", 11));
+
+        // A dropped writer leaves the old object and no debris.
+        let mut w = ctx.put("a/obj").unwrap();
+        w.write(b"partial").unwrap();
+        drop(w);
+        let mut content = String::new();
+        std::io::Read::read_to_string(&mut ctx.get("a/obj").unwrap().reader, &mut content).unwrap();
+        assert_eq!(content, "hello world");
+        assert_eq!(ctx.list().unwrap().len(), 1);
+        let files: Vec<_> = std::fs::read_dir(tmp.path().join("docs/a")).unwrap().collect();
+        assert_eq!(files.len(), 1);
+
+        ctx.delete("a/obj").unwrap();
+        ctx.delete("a/obj").unwrap();
+        assert!(matches!(ctx.get("a/obj").map(|_| ()), Err(PluginError::NotFound(_))));
+    }
+}
