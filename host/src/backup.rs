@@ -138,15 +138,12 @@ fn index_less(a: &[u8], b: &[u8]) -> bool {
 fn check_entry(entry: &Entry, previous: Option<&[u8]>) -> Result<(), String> {
     crate::restore::components(&entry.path).map_err(|e| format!("the source yielded a bad path: {e}"))?;
     match previous {
-        None if !entry.path.is_empty() || entry.meta.kind != EntryKind::Directory => Err(format!(
-            "the source's first entry must be its root directory, not {:?}",
-            show(&entry.path)
-        )),
-        Some(prev) if !index_less(prev, &entry.path) => Err(format!(
-            "the source yielded {:?} after {:?}, out of order",
-            show(&entry.path),
-            show(prev)
-        )),
+        None if !entry.path.is_empty() || entry.meta.kind != EntryKind::Directory => {
+            Err(format!("the source's first entry must be its root directory, not {:?}", show(&entry.path)))
+        }
+        Some(prev) if !index_less(prev, &entry.path) => {
+            Err(format!("the source yielded {:?} after {:?}, out of order", show(&entry.path), show(prev)))
+        }
         _ => Ok(()),
     }
 }
@@ -230,7 +227,13 @@ async fn drive(
 
 /// Run one job to its end and describe how it went. Never panics on plugin
 /// misbehaviour: every failure is in the report.
-pub async fn run_job(host: Arc<Host>, source: PluginInstance, sink: Sink, run: RunInfo, progress: Arc<Progress>) -> JobReport {
+pub async fn run_job(
+    host: Arc<Host>,
+    source: PluginInstance,
+    sink: Sink,
+    run: RunInfo,
+    progress: Arc<Progress>,
+) -> JobReport {
     let started = Instant::now();
     let mut report = JobReport {
         source: source.name.clone(),
@@ -264,13 +267,21 @@ pub async fn run_job(host: Arc<Host>, source: PluginInstance, sink: Sink, run: R
     report
 }
 
-async fn job(host: &Host, source: &PluginInstance, sink: &Sink, run: &RunInfo, progress: &Progress, report: &mut JobReport) -> Result<(), String> {
+async fn job(
+    host: &Host,
+    source: &PluginInstance,
+    sink: &Sink,
+    run: &RunInfo,
+    progress: &Progress,
+    report: &mut JobReport,
+) -> Result<(), String> {
     let backend = host.backend_of(sink)?;
     let (mut src, _) = host.start_source(source).await?;
     let (mut snk, _) = host.start_sink(sink, backend, &source.name).await?;
     let source_config = source.config.to_string();
     let sink_config = sink.instance.config.to_string();
-    let run_context = source_api::RunContext { source_name: source.name.clone(), run_id: run.run_id.clone(), time: run.time };
+    let run_context =
+        source_api::RunContext { source_name: source.name.clone(), run_id: run.run_id.clone(), time: run.time };
     let session = src.open(&source_config, &run_context).await.map_err(|e| match e {
         CallError::Plugin(crate::runtime::bindings::PluginError::Config(m)) => host.config_error(source, &m),
         e => Side::Source(e).to_string(),

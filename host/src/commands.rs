@@ -23,7 +23,8 @@ pub mod exit {
 
 /// Set up tracing to stderr.
 pub fn init_logging(filter: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
     if json {
         builder.json().init();
@@ -78,7 +79,10 @@ fn find_sink<'a>(host: &'a Host, source: &str, name: Option<&str>) -> Result<&'a
             [] => Err(UsageError(format!("no sink backs up source `{source}`"))),
             many => {
                 let names: Vec<_> = many.iter().map(|s| s.instance.name.as_str()).collect();
-                Err(UsageError(format!("several sinks back up `{source}`; choose one with --sink ({})", names.join(", "))))
+                Err(UsageError(format!(
+                    "several sinks back up `{source}`; choose one with --sink ({})",
+                    names.join(", ")
+                )))
             }
         },
     }

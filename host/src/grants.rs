@@ -52,7 +52,10 @@ fn config_strings(value: &serde_json::Value, out: &mut Vec<String>) {
 
 fn path_under(want: &str, base: &str) -> bool {
     let (want, base) = (Path::new(want), Path::new(base));
-    want.is_absolute() && base.is_absolute() && !want.components().any(|c| c == std::path::Component::ParentDir) && want.starts_with(base)
+    want.is_absolute()
+        && base.is_absolute()
+        && !want.components().any(|c| c == std::path::Component::ParentDir)
+        && want.starts_with(base)
 }
 
 fn url_under(want: &str, base: &str) -> bool {
@@ -129,25 +132,33 @@ mod tests {
 
     #[test]
     fn config_values_grant_and_everything_else_needs_allow() {
-        let inst = instance("path = \"/data/docs\"\ntoken = { env = \"T\" }\nallow = { read = [\"/etc/ssl\"], reveal = [\"token\"] }\n");
-        let ok = decide(&inst, &[
-            Want::ReadPath("/data/docs".into()),
-            Want::ReadPath("/data/docs/sub".into()),
-            Want::ReadPath("/etc/ssl/certs".into()),
-            Want::RevealSecret("token".into()),
-        ])
+        let inst = instance(
+            "path = \"/data/docs\"\ntoken = { env = \"T\" }\nallow = { read = [\"/etc/ssl\"], reveal = [\"token\"] }\n",
+        );
+        let ok = decide(
+            &inst,
+            &[
+                Want::ReadPath("/data/docs".into()),
+                Want::ReadPath("/data/docs/sub".into()),
+                Want::ReadPath("/etc/ssl/certs".into()),
+                Want::RevealSecret("token".into()),
+            ],
+        )
         .unwrap();
         assert_eq!(ok.read.len(), 3);
         assert!(ok.reveal.contains("token"));
 
-        let refused = decide(&inst, &[
-            Want::ReadPath("/etc".into()),
-            Want::ReadPath("/data/docs/../../etc".into()),
-            Want::ReadPath("/data/docsx".into()),
-            Want::RevealSecret("nope".into()),
-            Want::Exec("pg_dump".into()),
-            Want::Other(("teleport".into(), "moon".into())),
-        ])
+        let refused = decide(
+            &inst,
+            &[
+                Want::ReadPath("/etc".into()),
+                Want::ReadPath("/data/docs/../../etc".into()),
+                Want::ReadPath("/data/docsx".into()),
+                Want::RevealSecret("nope".into()),
+                Want::Exec("pg_dump".into()),
+                Want::Other(("teleport".into(), "moon".into())),
+            ],
+        )
         .unwrap_err();
         assert_eq!(refused.len(), 6, "{refused:?}");
     }

@@ -89,12 +89,16 @@ impl Host {
     /// Parse the pipeline file and start the runtime. Plugins load on demand.
     pub fn new(path: &std::path::Path) -> Result<Host, UsageError> {
         let pipeline = orchestrator_config::load(path).map_err(|e| UsageError(e.to_string().trim_end().to_string()))?;
-        let runtime = Runtime::new(compiled_cache_dir()).map_err(|e| UsageError(format!("cannot start the WebAssembly runtime: {e:#}")))?;
+        let runtime = Runtime::new(compiled_cache_dir())
+            .map_err(|e| UsageError(format!("cannot start the WebAssembly runtime: {e:#}")))?;
         Ok(Host { pipeline, runtime, plugins: HashMap::new(), backends: HashMap::new() })
     }
 
     /// Load (once) the plugins of these instances; errors name the table.
-    pub fn load_plugins<'a>(&mut self, instances: impl IntoIterator<Item = &'a PluginInstance>) -> Result<(), UsageError> {
+    pub fn load_plugins<'a>(
+        &mut self,
+        instances: impl IntoIterator<Item = &'a PluginInstance>,
+    ) -> Result<(), UsageError> {
         let mut problems = Vec::new();
         for inst in instances {
             let key = plugin_key(&inst.plugin);
@@ -105,7 +109,12 @@ impl Host {
                 Ok(p) => {
                     self.plugins.insert(key, Arc::new(p));
                 }
-                Err(e) => problems.push(format!("{}: {}.{}.plugin: {e}", self.file_line(inst, "plugin"), inst.kind_table(), inst.name)),
+                Err(e) => problems.push(format!(
+                    "{}: {}.{}.plugin: {e}",
+                    self.file_line(inst, "plugin"),
+                    inst.kind_table(),
+                    inst.name
+                )),
             }
         }
         if problems.is_empty() { Ok(()) } else { Err(UsageError(problems.join("\n"))) }
@@ -139,8 +148,9 @@ impl Host {
         for s in &inst.secrets {
             let where_ = format!("{}: {}.{}.{}", self.file_line(inst, &s.key), inst.kind_table(), inst.name, s.key);
             let value = match &s.source {
-                SecretSource::Env(var) => std::env::var(var)
-                    .map_err(|_| format!("{where_}: environment variable {var} is not set"))?,
+                SecretSource::Env(var) => {
+                    std::env::var(var).map_err(|_| format!("{where_}: environment variable {var} is not set"))?
+                }
                 SecretSource::File(path) => std::fs::read_to_string(path)
                     .map(|v| v.trim_end_matches(['\n', '\r']).to_string())
                     .map_err(|e| format!("{where_}: cannot read secret file {}: {e}", path.display()))?,
@@ -159,7 +169,11 @@ impl Host {
     }
 
     /// Ask the plugin what it wants for its configuration and decide the grants.
-    async fn plan(&self, inst: &PluginInstance, validate: Result<Vec<runtime::bindings::Want>, CallError>) -> Result<Granted, String> {
+    async fn plan(
+        &self,
+        inst: &PluginInstance,
+        validate: Result<Vec<runtime::bindings::Want>, CallError>,
+    ) -> Result<Granted, String> {
         let wants = match validate {
             Ok(w) => w,
             Err(CallError::Plugin(PluginError::Config(m))) => return Err(self.config_error(inst, &m)),
@@ -178,10 +192,12 @@ impl Host {
     /// Start a source instance with its grants.
     pub async fn start_source(&self, inst: &PluginInstance) -> Result<(SourceInstance, Granted), String> {
         let secrets = self.resolve_secrets(inst)?;
-        let grants = Grants { read_paths: Vec::new(), secrets: SecretsCtx::new(secrets, Default::default()), storage: None };
-        let mut src = SourceInstance::new(&self.runtime, &self.plugin(inst), &Self::label(inst), grants, &Self::limits(inst))
-            .await
-            .map_err(|e| e.to_string())?;
+        let grants =
+            Grants { read_paths: Vec::new(), secrets: SecretsCtx::new(secrets, Default::default()), storage: None };
+        let mut src =
+            SourceInstance::new(&self.runtime, &self.plugin(inst), &Self::label(inst), grants, &Self::limits(inst))
+                .await
+                .map_err(|e| e.to_string())?;
         let config = inst.config.to_string();
         let validated = src.validate(&config).await;
         let granted = self.plan(inst, validated).await?;
@@ -201,7 +217,11 @@ impl Host {
                 Ok(b) => {
                     self.backends.insert(target.clone(), Arc::new(b));
                 }
-                Err(e) => problems.push(format!("{}: sinks.{}.target: {e}", self.file_line(&sink.instance, "target"), sink.instance.name)),
+                Err(e) => problems.push(format!(
+                    "{}: sinks.{}.target: {e}",
+                    self.file_line(&sink.instance, "target"),
+                    sink.instance.name
+                )),
             }
         }
         if problems.is_empty() { Ok(()) } else { Err(UsageError(problems.join("\n"))) }
@@ -216,14 +236,20 @@ impl Host {
     }
 
     /// Start a sink instance for one source, with storage scoped to it.
-    pub async fn start_sink(&self, sink: &Sink, backend: Option<Arc<Backend>>, source: &str) -> Result<(SinkInstance, Granted), String> {
+    pub async fn start_sink(
+        &self,
+        sink: &Sink,
+        backend: Option<Arc<Backend>>,
+        source: &str,
+    ) -> Result<(SinkInstance, Granted), String> {
         let inst = &sink.instance;
         let secrets = self.resolve_secrets(inst)?;
         let storage = backend.map(|b| StorageCtx::new(b, source));
         let grants = Grants { read_paths: Vec::new(), secrets: SecretsCtx::new(secrets, Default::default()), storage };
-        let mut snk = SinkInstance::new(&self.runtime, &self.plugin(inst), &Self::label(inst), grants, &Self::limits(inst))
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut snk =
+            SinkInstance::new(&self.runtime, &self.plugin(inst), &Self::label(inst), grants, &Self::limits(inst))
+                .await
+                .map_err(|e| e.to_string())?;
         let config = inst.config.to_string();
         let validated = snk.validate(&config).await;
         let granted = self.plan(inst, validated).await?;

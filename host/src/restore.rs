@@ -162,10 +162,15 @@ impl RestoreWriter {
 
     fn apply_fd(&self, fd: impl AsFd, meta: &Metadata, path: &[u8]) -> Result<(), RestoreError> {
         if self.as_root {
-            rustix::fs::fchown(&fd, Some(rustix::fs::Uid::from_raw(meta.uid)), Some(rustix::fs::Gid::from_raw(meta.gid)))
-                .map_err(|e| err("setting owner of", path, e))?;
+            rustix::fs::fchown(
+                &fd,
+                Some(rustix::fs::Uid::from_raw(meta.uid)),
+                Some(rustix::fs::Gid::from_raw(meta.gid)),
+            )
+            .map_err(|e| err("setting owner of", path, e))?;
         }
-        rustix::fs::fchmod(&fd, Mode::from_raw_mode(meta.mode & 0o7777)).map_err(|e| err("setting mode of", path, e))?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(meta.mode & 0o7777))
+            .map_err(|e| err("setting mode of", path, e))?;
         rustix::fs::futimens(&fd, &timestamps(meta)).map_err(|e| err("setting time of", path, e))?;
         Ok(())
     }
@@ -175,7 +180,11 @@ impl RestoreWriter {
     fn clear(&self, name: &OsStr) {
         let fd = self.current();
         if let Ok(st) = rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-            let flags = if FileType::from_raw_mode(st.st_mode) == FileType::Directory { AtFlags::REMOVEDIR } else { AtFlags::empty() };
+            let flags = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                AtFlags::REMOVEDIR
+            } else {
+                AtFlags::empty()
+            };
             let _ = rustix::fs::unlinkat(fd, name, flags);
         }
     }
@@ -214,7 +223,11 @@ impl RestoreWriter {
                     Mode::from_raw_mode(0o600),
                 )
                 .map_err(|e| err("creating", path, e))?;
-                Ok(Some(FileWriter { file: std::io::BufWriter::with_capacity(1 << 20, std::fs::File::from(fd)), path: path.clone(), meta: meta.clone() }))
+                Ok(Some(FileWriter {
+                    file: std::io::BufWriter::with_capacity(1 << 20, std::fs::File::from(fd)),
+                    path: path.clone(),
+                    meta: meta.clone(),
+                }))
             }
             EntryKind::Symlink => {
                 self.clear(os_name);
@@ -222,8 +235,14 @@ impl RestoreWriter {
                 rustix::fs::symlinkat(OsStr::from_bytes(target), self.current(), os_name)
                     .map_err(|e| err("creating symlink", path, e))?;
                 if self.as_root {
-                    rustix::fs::chownat(self.current(), os_name, Some(rustix::fs::Uid::from_raw(meta.uid)), Some(rustix::fs::Gid::from_raw(meta.gid)), AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(|e| err("setting owner of", path, e))?;
+                    rustix::fs::chownat(
+                        self.current(),
+                        os_name,
+                        Some(rustix::fs::Uid::from_raw(meta.uid)),
+                        Some(rustix::fs::Gid::from_raw(meta.gid)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|e| err("setting owner of", path, e))?;
                 }
                 rustix::fs::utimensat(self.current(), os_name, &timestamps(meta), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|e| err("setting time of", path, e))?;
@@ -246,11 +265,22 @@ impl RestoreWriter {
                     .map_err(|e| err("creating", path, e))?;
                 // Open without blocking and without following, to set metadata
                 // on exactly the node just made.
-                let fd = rustix::fs::openat(self.current(), os_name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| err("opening", path, e))?;
+                let fd = rustix::fs::openat(
+                    self.current(),
+                    os_name,
+                    OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| err("opening", path, e))?;
                 if self.as_root {
-                    rustix::fs::chownat(self.current(), os_name, Some(rustix::fs::Uid::from_raw(meta.uid)), Some(rustix::fs::Gid::from_raw(meta.gid)), AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(|e| err("setting owner of", path, e))?;
+                    rustix::fs::chownat(
+                        self.current(),
+                        os_name,
+                        Some(rustix::fs::Uid::from_raw(meta.uid)),
+                        Some(rustix::fs::Gid::from_raw(meta.gid)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|e| err("setting owner of", path, e))?;
                 }
                 drop(fd);
                 rustix::fs::chmodat(self.current(), os_name, Mode::from_raw_mode(meta.mode & 0o7777), AtFlags::empty())
@@ -305,7 +335,17 @@ mod tests {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     fn meta(kind: EntryKind, mode: u32) -> Metadata {
-        Metadata { kind, mode, uid: 0, gid: 0, mtime: 1_600_000_000, mtime_nsec: 0, size: 0, symlink_target: None, device: None }
+        Metadata {
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: 1_600_000_000,
+            mtime_nsec: 0,
+            size: 0,
+            symlink_target: None,
+            device: None,
+        }
     }
 
     fn entry(path: &[u8], meta: Metadata) -> Entry {
@@ -342,7 +382,9 @@ mod tests {
         f.write(b"data").unwrap();
         w.finish_file(f).unwrap();
         w.add(&entry(b"ro/fifo", meta(EntryKind::Fifo, 0o640))).unwrap();
-        w.add(&entry(b"z", meta(EntryKind::File, 0o600))).unwrap().map(|f| w.finish_file(f).unwrap());
+        if let Some(f) = w.add(&entry(b"z", meta(EntryKind::File, 0o600))).unwrap() {
+            w.finish_file(f).unwrap();
+        }
         w.finish().unwrap();
         let m = std::fs::metadata(root.join("ro/f")).unwrap();
         assert_eq!((m.permissions().mode() & 0o7777, m.mtime()), (0o4751, 1_600_000_000));
@@ -357,7 +399,7 @@ mod tests {
     fn a_non_empty_target_needs_force() {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join("x"), "").unwrap();
-        assert!(RestoreWriter::new(tmp.path(), false).unwrap_err().0.contains("--force"));
+        assert!(RestoreWriter::new(tmp.path(), false).err().unwrap().0.contains("--force"));
         assert!(RestoreWriter::new(tmp.path(), true).is_ok());
     }
 }

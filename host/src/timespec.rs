@@ -35,7 +35,9 @@ pub fn parse(spec: &str, now: i64) -> Result<i64, String> {
 
 /// Epoch seconds as an ISO 8601 UTC time, for output.
 pub fn format(secs: i64) -> String {
-    Timestamp::from_second(secs).map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_else(|_| secs.to_string())
+    Timestamp::from_second(secs)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|_| secs.to_string())
 }
 
 #[cfg(test)]

@@ -20,11 +20,7 @@ pub fn parse_config<T: DeserializeOwned>(json: &str) -> Result<T, PluginError> {
             (".", None) => String::new(),
             (p, _) => p.to_string(),
         };
-        if key.is_empty() {
-            PluginError::Config(message)
-        } else {
-            PluginError::Config(format!("{key}: {message}"))
-        }
+        if key.is_empty() { PluginError::Config(message) } else { PluginError::Config(format!("{key}: {message}")) }
     })
 }
 
@@ -70,13 +66,9 @@ impl<'de> serde::Deserialize<'de> for Secret {
             secret: String,
         }
         let value = serde_json::Value::deserialize(d)?;
-        serde_json::from_value::<Reference>(value)
-            .map(|r| Secret { name: r.secret })
-            .map_err(|_| {
-                serde::de::Error::custom(
-                    "expected a secret reference: { env = \"VARIABLE\" } or { file = \"/path\" }",
-                )
-            })
+        serde_json::from_value::<Reference>(value).map(|r| Secret { name: r.secret }).map_err(|_| {
+            serde::de::Error::custom("expected a secret reference: { env = \"VARIABLE\" } or { file = \"/path\" }")
+        })
     }
 }
 

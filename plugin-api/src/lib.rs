@@ -80,8 +80,7 @@ pub mod bindings {
 use bindings::source::orchestrator::plugin::types;
 
 pub use bindings::sink::exports::orchestrator::plugin::sink::{
-    BackupContext, BackupSet, Chain, ContentStatus, ReadRequest, SetKind, SourceStatus,
-    VerifyReport,
+    BackupContext, BackupSet, Chain, ContentStatus, ReadRequest, SetKind, SourceStatus, VerifyReport,
 };
 pub use bindings::source::exports::orchestrator::plugin::source::RunContext;
 pub use types::{Entry, EntryKind, Metadata, Outcome, PluginError, PluginInfo, Want};
@@ -98,10 +97,9 @@ pub const API_VERSION: &str = "0.1.0";
 /// What a plugin module usually imports.
 pub mod prelude {
     pub use crate::{
-        Backup, BackupContext, BackupSet, Chain, ContentStatus, Entry, EntryKind, Metadata,
-        Outcome, PluginError, PluginInfo, ReadRequest, Reader, RunContext, Secret, Session,
-        SetKind, Sink, Source, SourceStatus, SourceWriter, VerifyReport, Want, export_sink,
-        export_source, plugin_info,
+        Backup, BackupContext, BackupSet, Chain, ContentStatus, Entry, EntryKind, Metadata, Outcome, PluginError,
+        PluginInfo, ReadRequest, Reader, RunContext, Secret, Session, SetKind, Sink, Source, SourceStatus,
+        SourceWriter, VerifyReport, Want, export_sink, export_source, plugin_info,
     };
 }
 
@@ -116,7 +114,6 @@ macro_rules! plugin_info {
         }
     };
 }
-
 
 impl PluginError {
     /// An [`std::io::Error`] carrying this error, for code behind `std::io::Read`

@@ -3,8 +3,8 @@
 
 use crate::bindings::sink::exports::orchestrator::plugin::sink as wit;
 use crate::{
-    BackupContext, BackupSet, ContentStatus, Entry, PluginError, PluginInfo, ReadRequest,
-    SourceStatus, VerifyReport, Want, parse_config,
+    BackupContext, BackupSet, ContentStatus, Entry, PluginError, PluginInfo, ReadRequest, SourceStatus, VerifyReport,
+    Want, parse_config,
 };
 use serde::de::DeserializeOwned;
 use std::cell::RefCell;

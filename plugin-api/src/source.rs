@@ -26,10 +26,7 @@ pub trait Source: 'static {
     fn open(config: Self::Config, context: RunContext) -> Result<Self::Session, PluginError>;
 
     /// Start writing restored entries back into `target` (`restore --to URL`).
-    fn open_writer(
-        _config: Self::Config,
-        _target: &str,
-    ) -> Result<Box<dyn SourceWriter>, PluginError> {
+    fn open_writer(_config: Self::Config, _target: &str) -> Result<Box<dyn SourceWriter>, PluginError> {
         Err(PluginError::Unsupported(format!(
             "the {} plugin cannot restore into a URL; restore into a directory instead",
             Self::info().name

@@ -1,7 +1,10 @@
 //! Walking the spanned TOML document into a [`Pipeline`], collecting every
 //! problem with its position.
 
-use crate::{Allow, ConfigError, ConfigErrors, Limits, Pipeline, PluginInstance, PluginKind, PluginRef, SecretRef, SecretSource, Sink};
+use crate::{
+    Allow, ConfigError, ConfigErrors, Limits, Pipeline, PluginInstance, PluginKind, PluginRef, SecretRef, SecretSource,
+    Sink,
+};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -110,10 +113,16 @@ impl<'a> Parser<'a> {
         if pipeline.is_none() && !root.contains_key("pipeline") {
             self.error(0..0, "pipeline", "missing table [pipeline] with at least `name`");
         }
-        if !seen_sources || (sources.is_empty() && !self.errors.iter().any(|e| e.key.as_deref().is_some_and(|k| k.starts_with("sources")))) {
+        if !seen_sources
+            || (sources.is_empty()
+                && !self.errors.iter().any(|e| e.key.as_deref().is_some_and(|k| k.starts_with("sources"))))
+        {
             self.error(end.clone(), "sources", "the pipeline has no sources; add a [sources.NAME] table");
         }
-        if !seen_sinks || (sinks.is_empty() && !self.errors.iter().any(|e| e.key.as_deref().is_some_and(|k| k.starts_with("sinks")))) {
+        if !seen_sinks
+            || (sinks.is_empty()
+                && !self.errors.iter().any(|e| e.key.as_deref().is_some_and(|k| k.starts_with("sinks"))))
+        {
             self.error(end, "sinks", "the pipeline has no sinks; add a [sinks.NAME] table");
         }
         let sources: Vec<PluginInstance> = sources.into_iter().map(|(i, _)| i).collect();
@@ -172,7 +181,11 @@ impl<'a> Parser<'a> {
                     Some(s) if s.split_whitespace().count() == 5 => p.schedule = Some(s),
                     Some(s) => {
                         ok = false;
-                        self.error(v.span(), &full, format!("`{s}` is not a cron expression with 5 fields (minute hour day month weekday)"));
+                        self.error(
+                            v.span(),
+                            &full,
+                            format!("`{s}` is not a cron expression with 5 fields (minute hour day month weekday)"),
+                        );
                     }
                     None => ok = false,
                 },
@@ -182,7 +195,13 @@ impl<'a> Parser<'a> {
                 }
                 other => {
                     ok = false;
-                    self.error(k.span(), &full, format!("unknown key `{other}` (expected one of: name, cache_dir, concurrency, schedule, timezone)"));
+                    self.error(
+                        k.span(),
+                        &full,
+                        format!(
+                            "unknown key `{other}` (expected one of: name, cache_dir, concurrency, schedule, timezone)"
+                        ),
+                    );
                 }
             }
         }
@@ -232,7 +251,11 @@ impl<'a> Parser<'a> {
     fn instances(&mut self, (key, value): Entry<'_, '_>, kind: PluginKind) -> Vec<(PluginInstance, SinkKeys)> {
         let table_key = key.get_ref().to_string();
         let DeValue::Table(table) = value.get_ref() else {
-            self.error(value.span(), &table_key, format!("expected tables like [{table_key}.NAME], found {}", type_name(value.get_ref())));
+            self.error(
+                value.span(),
+                &table_key,
+                format!("expected tables like [{table_key}.NAME], found {}", type_name(value.get_ref())),
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -254,7 +277,14 @@ impl<'a> Parser<'a> {
         out
     }
 
-    fn instance(&mut self, name: &str, header: Range<usize>, table: &DeTable<'_>, kind: PluginKind, full: &str) -> Option<(PluginInstance, SinkKeys)> {
+    fn instance(
+        &mut self,
+        name: &str,
+        header: Range<usize>,
+        table: &DeTable<'_>,
+        kind: PluginKind,
+        full: &str,
+    ) -> Option<(PluginInstance, SinkKeys)> {
         let errors_before = self.errors.len();
         let mut plugin = None;
         let mut allow = Allow::default();
@@ -273,18 +303,28 @@ impl<'a> Parser<'a> {
                 ("limits", _) => limits = self.limits(v, &path),
                 ("target", PluginKind::Sink) => match self.string(v, &path) {
                     Some(t) if t.contains("://") => sink_keys.target = Some(t),
-                    Some(t) => self.error(v.span(), &path, format!("`{t}` is not a URL (examples: file:///backups, sftp://user@host/path, s3://bucket/prefix)")),
+                    Some(t) => self.error(
+                        v.span(),
+                        &path,
+                        format!(
+                            "`{t}` is not a URL (examples: file:///backups, sftp://user@host/path, s3://bucket/prefix)"
+                        ),
+                    ),
                     None => {}
                 },
                 ("inputs", PluginKind::Sink) => sink_keys.inputs = Some((self.strings(v, &path), v.span())),
                 _ => {
-                    let json = self.to_json(v, &key, &path, &mut secrets);
+                    let json = self.json_of(v, &key, &path, &mut secrets);
                     config.insert(key, json);
                 }
             }
         }
         if !table.contains_key("plugin") {
-            self.error(header.clone(), full, "missing key `plugin` (a built-in name like \"directory\", or { path = \"x.wasm\" })");
+            self.error(
+                header.clone(),
+                full,
+                "missing key `plugin` (a built-in name like \"directory\", or { path = \"x.wasm\" })",
+            );
         }
         if self.errors.len() > errors_before {
             return None;
@@ -321,11 +361,19 @@ impl<'a> Parser<'a> {
                     match k.get_ref().as_ref() {
                         "path" => path = self.string(item, &sub).map(|p| self.resolve(&p)),
                         "sha256" => match self.string(item, &sub) {
-                            Some(h) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => sha256 = Some(h.to_ascii_lowercase()),
-                            Some(_) => self.error(item.span(), &sub, "expected 64 hexadecimal digits (the output of `sha256sum plugin.wasm`)"),
+                            Some(h) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {
+                                sha256 = Some(h.to_ascii_lowercase())
+                            }
+                            Some(_) => self.error(
+                                item.span(),
+                                &sub,
+                                "expected 64 hexadecimal digits (the output of `sha256sum plugin.wasm`)",
+                            ),
                             None => {}
                         },
-                        other => self.error(k.span(), &sub, format!("unknown key `{other}` (expected one of: path, sha256)")),
+                        other => {
+                            self.error(k.span(), &sub, format!("unknown key `{other}` (expected one of: path, sha256)"))
+                        }
                     }
                 }
                 if path.is_none() && !t.contains_key("path") {
@@ -334,7 +382,11 @@ impl<'a> Parser<'a> {
                 path.map(|path| PluginRef::File { path, sha256 })
             }
             other => {
-                self.error(v.span(), key, format!("expected a built-in name or {{ path = \"…\" }}, found {}", type_name(other)));
+                self.error(
+                    v.span(),
+                    key,
+                    format!("expected a built-in name or {{ path = \"…\" }}, found {}", type_name(other)),
+                );
                 None
             }
         }
@@ -362,7 +414,11 @@ impl<'a> Parser<'a> {
                 "http" => &mut allow.http,
                 "exec" => &mut allow.exec,
                 other => {
-                    self.error(k.span(), &sub, format!("unknown key `{other}` (expected one of: read, reveal, connect, http, exec)"));
+                    self.error(
+                        k.span(),
+                        &sub,
+                        format!("unknown key `{other}` (expected one of: read, reveal, connect, http, exec)"),
+                    );
                     continue;
                 }
             };
@@ -380,7 +436,11 @@ impl<'a> Parser<'a> {
             match k.get_ref().as_ref() {
                 "memory_mb" => match integer(item.get_ref()) {
                     Some(n) if (16..=65536).contains(&n) => limits.memory_mb = n as u64,
-                    _ => self.error(item.span(), &sub, format!("expected an integer between 16 and 65536, found {}", self.shown(item))),
+                    _ => self.error(
+                        item.span(),
+                        &sub,
+                        format!("expected an integer between 16 and 65536, found {}", self.shown(item)),
+                    ),
                 },
                 name @ ("call_timeout" | "timeout") => {
                     let Some(s) = self.string(item, &sub) else { continue };
@@ -390,14 +450,18 @@ impl<'a> Parser<'a> {
                         Err(e) => self.error(item.span(), &sub, e),
                     }
                 }
-                other => self.error(k.span(), &sub, format!("unknown key `{other}` (expected one of: memory_mb, call_timeout, timeout)")),
+                other => self.error(
+                    k.span(),
+                    &sub,
+                    format!("unknown key `{other}` (expected one of: memory_mb, call_timeout, timeout)"),
+                ),
             }
         }
         limits
     }
 
     /// Convert a plugin's value to JSON, taking secret references out.
-    fn to_json(&mut self, v: &Spanned<DeValue<'_>>, key_path: &str, full: &str, secrets: &mut Vec<SecretRef>) -> Json {
+    fn json_of(&mut self, v: &Spanned<DeValue<'_>>, key_path: &str, full: &str, secrets: &mut Vec<SecretRef>) -> Json {
         match v.get_ref() {
             DeValue::String(s) => Json::String(s.to_string()),
             DeValue::Integer(_) => integer(v.get_ref()).map(Json::from).unwrap_or_else(|| {
@@ -417,7 +481,7 @@ impl<'a> Parser<'a> {
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, item)| self.to_json(item, &format!("{key_path}.{i}"), &format!("{full}[{i}]"), secrets))
+                    .map(|(i, item)| self.json_of(item, &format!("{key_path}.{i}"), &format!("{full}[{i}]"), secrets))
                     .collect(),
             ),
             DeValue::Table(t) => {
@@ -427,7 +491,7 @@ impl<'a> Parser<'a> {
                 let mut map = serde_json::Map::new();
                 for (k, item) in t.iter() {
                     let name = k.get_ref().to_string();
-                    let json = self.to_json(item, &format!("{key_path}.{name}"), &format!("{full}.{name}"), secrets);
+                    let json = self.json_of(item, &format!("{key_path}.{name}"), &format!("{full}.{name}"), secrets);
                     map.insert(name, json);
                 }
                 Json::Object(map)
@@ -435,7 +499,14 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn secret(&mut self, v: &Spanned<DeValue<'_>>, t: &DeTable<'_>, key_path: &str, full: &str, secrets: &mut Vec<SecretRef>) -> Json {
+    fn secret(
+        &mut self,
+        v: &Spanned<DeValue<'_>>,
+        t: &DeTable<'_>,
+        key_path: &str,
+        full: &str,
+        secrets: &mut Vec<SecretRef>,
+    ) -> Json {
         let mut entries = t.iter();
         let only = entries.next().filter(|_| t.len() == 1);
         let Some((k, item)) = only else {
@@ -443,12 +514,13 @@ impl<'a> Parser<'a> {
             return Json::Null;
         };
         let Some(value) = self.string(item, &format!("{full}.{}", k.get_ref())) else { return Json::Null };
-        let source = if k.get_ref() == "env" { SecretSource::Env(value) } else { SecretSource::File(self.resolve(&value)) };
+        let source =
+            if k.get_ref() == "env" { SecretSource::Env(value) } else { SecretSource::File(self.resolve(&value)) };
         secrets.push(SecretRef { key: key_path.to_string(), source });
         serde_json::json!({ "secret": key_path })
     }
 
-    fn inputs(&mut self, sink: &str, inputs: Option<(Vec<(String, Range<usize>)>, Range<usize>)>, sources: &[String]) -> Vec<String> {
+    fn inputs(&mut self, sink: &str, inputs: Option<Inputs>, sources: &[String]) -> Vec<String> {
         let Some((inputs, _)) = inputs else { return sources.to_vec() };
         let mut out: Vec<String> = Vec::new();
         for (i, (name, span)) in inputs.into_iter().enumerate() {
@@ -465,9 +537,12 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// Names listed in a sink's `inputs`, each with its span, and the array's span.
+type Inputs = (Vec<(String, Range<usize>)>, Range<usize>);
+
 /// The host's keys that only sink tables have.
 #[derive(Debug, Default)]
 pub(crate) struct SinkKeys {
     target: Option<String>,
-    inputs: Option<(Vec<(String, Range<usize>)>, Range<usize>)>,
+    inputs: Option<Inputs>,
 }

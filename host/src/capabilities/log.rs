@@ -36,13 +36,7 @@ impl LogCtx {
     /// A context for the plugin shown as `label`, hiding the `redact` strings.
     pub fn new(label: impl Into<String>, redact: Vec<String>) -> Self {
         let redact = redact.into_iter().filter(|s| !s.is_empty()).collect();
-        LogCtx {
-            inner: Arc::new(LogInner {
-                label: label.into(),
-                redact,
-                state: Mutex::default(),
-            }),
-        }
+        LogCtx { inner: Arc::new(LogInner { label: label.into(), redact, state: Mutex::default() }) }
     }
 
     /// How the plugin is named in logs and errors.

@@ -1,8 +1,8 @@
 //! Secrets named in a plugin's configuration. The host resolves them before
 //! the run; a plugin may learn a value only when the pipeline grants it.
 
-use crate::runtime::bindings::source::orchestrator::plugin::secrets;
 use crate::runtime::bindings::PluginError;
+use crate::runtime::bindings::source::orchestrator::plugin::secrets;
 use crate::runtime::state::PluginState;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -60,9 +60,7 @@ impl SecretsCtx {
     /// The value for the plugin itself, if granted.
     pub fn reveal(&self, name: &str) -> Result<String, PluginError> {
         let Some(value) = self.values.get(name) else {
-            return Err(PluginError::NotFound(format!(
-                "no secret `{name}` in this plugin's configuration"
-            )));
+            return Err(PluginError::NotFound(format!("no secret `{name}` in this plugin's configuration")));
         };
         if !self.revealable.contains(name) {
             return Err(PluginError::PermissionDenied(format!(

@@ -29,14 +29,11 @@ pub enum Backend {
 impl Backend {
     /// The backend for a target URL.
     pub fn from_url(url: &str) -> Result<Backend, String> {
-        let (scheme, _) = url
-            .split_once("://")
-            .ok_or_else(|| format!("target `{url}` is not a URL (expected file:///path)"))?;
+        let (scheme, _) =
+            url.split_once("://").ok_or_else(|| format!("target `{url}` is not a URL (expected file:///path)"))?;
         match scheme {
             "file" => Ok(Backend::File(FileBackend::from_url(url)?)),
-            "sftp" | "s3" => Err(format!(
-                "target scheme `{scheme}://` is not supported yet; use file:///path"
-            )),
+            "sftp" | "s3" => Err(format!("target scheme `{scheme}://` is not supported yet; use file:///path")),
             other => Err(format!("unknown target scheme `{other}://` (expected file://)")),
         }
     }
@@ -103,9 +100,7 @@ fn check_name(name: &str) -> Result<(), PluginError> {
         || name.contains('\0')
         || name.split('/').any(|c| c.is_empty() || c == "." || c == "..");
     if bad {
-        return Err(PluginError::PermissionDenied(format!(
-            "object name {name:?} is not a plain relative name"
-        )));
+        return Err(PluginError::PermissionDenied(format!("object name {name:?} is not a plain relative name")));
     }
     Ok(())
 }
@@ -184,11 +179,18 @@ impl wit::Host for PluginState {
 }
 
 impl wit::HostObjectWriter for PluginState {
-    async fn write(&mut self, this: Resource<ObjectWriter>, data: Vec<u8>) -> wasmtime::Result<Result<(), PluginError>> {
+    async fn write(
+        &mut self,
+        this: Resource<ObjectWriter>,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), PluginError>> {
         Ok(self.table.get_mut(&this)?.write(&data))
     }
 
-    async fn finish(&mut self, this: Resource<ObjectWriter>) -> wasmtime::Result<Result<wit::StoredObject, PluginError>> {
+    async fn finish(
+        &mut self,
+        this: Resource<ObjectWriter>,
+    ) -> wasmtime::Result<Result<wit::StoredObject, PluginError>> {
         Ok(self.table.get_mut(&this)?.finish())
     }
 

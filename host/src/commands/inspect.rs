@@ -79,10 +79,15 @@ pub async fn validate(args: ValidateArgs) -> Result<u8, UsageError> {
 }
 
 /// Instantiate without grants and ask what the plugin wants for its config.
-async fn describe(host: &Host, inst: &orchestrator_config::PluginInstance, plugin: &LoadedPlugin) -> Result<Vec<crate::runtime::bindings::Want>, String> {
+async fn describe(
+    host: &Host,
+    inst: &orchestrator_config::PluginInstance,
+    plugin: &LoadedPlugin,
+) -> Result<Vec<crate::runtime::bindings::Want>, String> {
     let label = format!("{} \"{}\"", inst.kind_word(), inst.name);
     let config = inst.config.to_string();
-    let limits = Limits { memory_bytes: (inst.limits.memory_mb as usize) << 20, call_timeout: inst.limits.call_timeout };
+    let limits =
+        Limits { memory_bytes: (inst.limits.memory_mb as usize) << 20, call_timeout: inst.limits.call_timeout };
     let result = match plugin.world {
         World::Source => match SourceInstance::new(&host.runtime, plugin, &label, Grants::default(), &limits).await {
             Ok(mut s) => s.validate(&config).await,
@@ -109,7 +114,9 @@ async fn describe(host: &Host, inst: &orchestrator_config::PluginInstance, plugi
         ));
     }
     result.map_err(|e| match e {
-        crate::runtime::CallError::Plugin(crate::runtime::bindings::PluginError::Config(m)) => host.config_error(inst, &m),
+        crate::runtime::CallError::Plugin(crate::runtime::bindings::PluginError::Config(m)) => {
+            host.config_error(inst, &m)
+        }
         e => format!("{}: {label}: {e}", host.file_line(inst, "")),
     })
 }
@@ -118,11 +125,15 @@ async fn info_of(rt: &Runtime, plugin: &LoadedPlugin) -> Result<crate::runtime::
     let limits = Limits::default();
     match plugin.world {
         World::Source => {
-            let mut s = SourceInstance::new(rt, plugin, &plugin.origin, Grants::default(), &limits).await.map_err(|e| e.to_string())?;
+            let mut s = SourceInstance::new(rt, plugin, &plugin.origin, Grants::default(), &limits)
+                .await
+                .map_err(|e| e.to_string())?;
             s.info().await.map_err(|e| e.to_string())
         }
         World::Sink => {
-            let mut s = SinkInstance::new(rt, plugin, &plugin.origin, Grants::default(), &limits).await.map_err(|e| e.to_string())?;
+            let mut s = SinkInstance::new(rt, plugin, &plugin.origin, Grants::default(), &limits)
+                .await
+                .map_err(|e| e.to_string())?;
             s.info().await.map_err(|e| e.to_string())
         }
     }
@@ -136,7 +147,8 @@ pub async fn plugin_list(json: bool) -> Result<u8, UsageError> {
     let rt = runtime()?;
     let mut out = Vec::new();
     for b in BUILTINS {
-        let plugin = rt.load(b.wasm, &format!("built-in plugin `{}`", b.name)).map_err(|e| UsageError(format!("{e:#}")))?;
+        let plugin =
+            rt.load(b.wasm, &format!("built-in plugin `{}`", b.name)).map_err(|e| UsageError(format!("{e:#}")))?;
         let info = info_of(&rt, &plugin).await.map_err(UsageError)?;
         if !json {
             println!("{:<16} {:<7} {:<8} {}", b.name, plugin.world.to_string(), info.version, info.description);

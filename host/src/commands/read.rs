@@ -27,7 +27,11 @@ fn parse_time(spec: Option<&str>) -> Result<Option<i64>, UsageError> {
 }
 
 /// Outcome of opening a reader: a reader, or an exit code already reported.
-async fn open_reader(snk: &mut SinkInstance, sink: &Sink, request: &sink_api::ReadRequest) -> Result<wasmtime::component::ResourceAny, u8> {
+async fn open_reader(
+    snk: &mut SinkInstance,
+    sink: &Sink,
+    request: &sink_api::ReadRequest,
+) -> Result<wasmtime::component::ResourceAny, u8> {
     match snk.open_reader(&sink.instance.config.to_string(), request).await {
         Ok(r) => Ok(r),
         Err(CallError::Plugin(PluginError::NotFound(m))) => {
@@ -235,7 +239,9 @@ pub async fn status(args: StatusArgs) -> Result<u8, UsageError> {
         for sink in sinks.iter().filter(|s| s.inputs.contains(&source.name)) {
             let backend = host.backend_of(sink).map_err(UsageError)?;
             let result = match host.start_sink(sink, backend, &source.name).await {
-                Ok((mut snk, _)) => snk.status(&sink.instance.config.to_string(), &source.name).await.map_err(|e| e.to_string()),
+                Ok((mut snk, _)) => {
+                    snk.status(&sink.instance.config.to_string(), &source.name).await.map_err(|e| e.to_string())
+                }
                 Err(e) => Err(e),
             };
             match result {
@@ -319,7 +325,9 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, UsageError> {
         for sink in sinks.iter().filter(|s| s.inputs.contains(&source.name)) {
             let backend = host.backend_of(sink).map_err(UsageError)?;
             let result = match host.start_sink(sink, backend, &source.name).await {
-                Ok((mut snk, _)) => snk.verify(&sink.instance.config.to_string(), &source.name).await.map_err(|e| e.to_string()),
+                Ok((mut snk, _)) => {
+                    snk.verify(&sink.instance.config.to_string(), &source.name).await.map_err(|e| e.to_string())
+                }
                 Err(e) => Err(e),
             };
             match result {

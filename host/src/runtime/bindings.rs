@@ -34,9 +34,7 @@ pub mod sink {
     });
 }
 
-pub use source::orchestrator::plugin::types::{
-    Entry, EntryKind, Metadata, Outcome, PluginError, PluginInfo, Want,
-};
+pub use source::orchestrator::plugin::types::{Entry, EntryKind, Metadata, Outcome, PluginError, PluginInfo, Want};
 
 impl std::fmt::Display for EntryKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

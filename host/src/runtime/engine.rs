@@ -89,11 +89,7 @@ impl Runtime {
             .compile_cached(bytes, &sha256)
             .map_err(|e| anyhow::anyhow!("{origin} is not a usable WebAssembly component: {e:#}"))?;
 
-        let source = self
-            .source_linker
-            .instantiate_pre(&component)
-            .and_then(SourcePluginPre::new)
-            .ok();
+        let source = self.source_linker.instantiate_pre(&component).and_then(SourcePluginPre::new).ok();
         let sink = if source.is_none() {
             self.sink_linker.instantiate_pre(&component).and_then(SinkPluginPre::new).ok()
         } else {
@@ -148,10 +144,7 @@ impl Runtime {
         if plugin.world == want {
             Ok(())
         } else {
-            Err(CallError::Setup(format!(
-                "{} is a {} plugin, but it is used as a {want}",
-                plugin.origin, plugin.world
-            )))
+            Err(CallError::Setup(format!("{} is a {} plugin, but it is used as a {want}", plugin.origin, plugin.world)))
         }
     }
 }

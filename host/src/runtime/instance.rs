@@ -166,7 +166,13 @@ pub struct SourceInstance {
 
 impl SourceInstance {
     /// Instantiate `plugin` with `grants`, shown in logs as `label`.
-    pub async fn new(rt: &Runtime, plugin: &LoadedPlugin, label: &str, grants: Grants, limits: &Limits) -> Result<Self, CallError> {
+    pub async fn new(
+        rt: &Runtime,
+        plugin: &LoadedPlugin,
+        label: &str,
+        grants: Grants,
+        limits: &Limits,
+    ) -> Result<Self, CallError> {
         Runtime::check_world(plugin, World::Source)?;
         let mut inst = Instance::new(rt, label, grants, limits)?;
         let pre = plugin.source.as_ref().expect("checked world");
@@ -242,7 +248,13 @@ pub struct SinkInstance {
 
 impl SinkInstance {
     /// Instantiate `plugin` with `grants`, shown in logs as `label`.
-    pub async fn new(rt: &Runtime, plugin: &LoadedPlugin, label: &str, grants: Grants, limits: &Limits) -> Result<Self, CallError> {
+    pub async fn new(
+        rt: &Runtime,
+        plugin: &LoadedPlugin,
+        label: &str,
+        grants: Grants,
+        limits: &Limits,
+    ) -> Result<Self, CallError> {
         Runtime::check_world(plugin, World::Sink)?;
         let mut inst = Instance::new(rt, label, grants, limits)?;
         let pre = plugin.sink.as_ref().expect("checked world");
@@ -274,7 +286,11 @@ impl SinkInstance {
     }
 
     /// `begin-backup(config, context)`.
-    pub async fn begin_backup(&mut self, config: &str, context: &sink_api::BackupContext) -> Result<ResourceAny, CallError> {
+    pub async fn begin_backup(
+        &mut self,
+        config: &str,
+        context: &sink_api::BackupContext,
+    ) -> Result<ResourceAny, CallError> {
         let api = self.bindings.orchestrator_plugin_sink();
         let config = config.to_owned();
         plugin(guarded!(self.inst, "starting the backup", |store| api.call_begin_backup(store, &config, context)))
@@ -305,7 +321,11 @@ impl SinkInstance {
     }
 
     /// `open-reader(config, request)`.
-    pub async fn open_reader(&mut self, config: &str, request: &sink_api::ReadRequest) -> Result<ResourceAny, CallError> {
+    pub async fn open_reader(
+        &mut self,
+        config: &str,
+        request: &sink_api::ReadRequest,
+    ) -> Result<ResourceAny, CallError> {
         let api = self.bindings.orchestrator_plugin_sink();
         let config = config.to_owned();
         plugin(guarded!(self.inst, "opening the backup", |store| api.call_open_reader(store, &config, request)))

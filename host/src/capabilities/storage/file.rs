@@ -74,11 +74,7 @@ impl FileBackend {
         let dest = self.root.join(name);
         let dir = dest.parent().expect("object names have a parent").to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| io("creating", &dir, e))?;
-        let temp = dir.join(format!(
-            "{TEMP_PREFIX}{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let temp = dir.join(format!("{TEMP_PREFIX}{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
         let file = File::create_new(&temp).map_err(|e| io("creating", &temp, e))?;
         Ok(Box::new(FileSink { file: Some(file), temp, dest }))
     }

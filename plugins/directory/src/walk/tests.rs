@@ -153,7 +153,7 @@ fn unreadable_directories_warn_and_the_walk_goes_on() {
     let r = tmp.path();
     std::fs::create_dir(r.join("locked")).unwrap();
     std::fs::write(r.join("z"), "").unwrap();
-    std::fs::set_permissions(r.join("locked"), std::os::unix::fs::PermissionsExt::from_mode(0)).unwrap();
+    std::fs::set_permissions(r.join("locked"), std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
     let (entries, warnings) = walk_all(r, &[], 100);
     std::fs::set_permissions(r.join("locked"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     assert_eq!(paths(&entries), ["", "locked", "z"]);

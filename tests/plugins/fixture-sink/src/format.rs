@@ -179,12 +179,32 @@ mod tests {
         let entries = vec![
             Entry {
                 path: b"odd\xff\nname".to_vec(),
-                meta: Metadata { kind: EntryKind::Symlink, mode: 0o777, uid: 1234, gid: 5678, mtime: -5, mtime_nsec: 7, size: 0, symlink_target: Some(b"/t\xfe".to_vec()), device: None },
+                meta: Metadata {
+                    kind: EntryKind::Symlink,
+                    mode: 0o777,
+                    uid: 1234,
+                    gid: 5678,
+                    mtime: -5,
+                    mtime_nsec: 7,
+                    size: 0,
+                    symlink_target: Some(b"/t\xfe".to_vec()),
+                    device: None,
+                },
                 attributes: vec![("imap.flags".into(), "\\Seen".into())],
             },
             Entry {
                 path: "x".repeat(300).into_bytes(),
-                meta: Metadata { kind: EntryKind::CharDevice, mode: 0o4755, uid: 0, gid: 0, mtime: 1, mtime_nsec: 0, size: 0, symlink_target: None, device: Some((1, 3)) },
+                meta: Metadata {
+                    kind: EntryKind::CharDevice,
+                    mode: 0o4755,
+                    uid: 0,
+                    gid: 0,
+                    mtime: 1,
+                    mtime_nsec: 0,
+                    size: 0,
+                    symlink_target: None,
+                    device: Some((1, 3)),
+                },
                 attributes: vec![],
             },
         ];

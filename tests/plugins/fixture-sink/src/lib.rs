@@ -58,7 +58,10 @@ impl Sink for FixtureSink {
     fn open_reader(_config: Config, request: ReadRequest) -> Result<SetReader, PluginError> {
         let chosen = sets()?.into_iter().rev().find(|(t, _)| request.time.is_none_or(|limit| *t <= limit));
         let Some((_, object)) = chosen else {
-            return Err(PluginError::NotFound(format!("no backup of source `{}` at or before the requested time", request.source_name)));
+            return Err(PluginError::NotFound(format!(
+                "no backup of source `{}` at or before the requested time",
+                request.source_name
+            )));
         };
         let mut input = BufReader::with_capacity(1 << 20, storage::get(&object.name)?);
         format::read_magic(&mut input)?;
@@ -74,7 +77,9 @@ impl Sink for FixtureSink {
         }
         let chains = sets()?
             .into_iter()
-            .map(|(time, o)| Chain { sets: vec![BackupSet { kind: SetKind::Full, time, volumes: 1, size: o.size, changed_entries: None }] })
+            .map(|(time, o)| Chain {
+                sets: vec![BackupSet { kind: SetKind::Full, time, volumes: 1, size: o.size, changed_entries: None }],
+            })
             .collect();
         Ok(SourceStatus { chains, notes })
     }
@@ -84,12 +89,16 @@ impl Sink for FixtureSink {
         for (_, o) in sets()? {
             report.objects_checked += 1;
             let mut input = BufReader::with_capacity(1 << 20, storage::get(&o.name)?);
-            let result = format::read_magic(&mut input).and_then(|_| loop {
-                match read_record(&mut input)? {
-                    Record::Entry(_) => report.entries_checked += 1,
-                    Record::End => break Ok(()),
-                    Record::Data(_) | Record::EndContent(true) => {}
-                    Record::EndContent(false) => report.problems.push(format!("{}: an entry of {source} is incomplete", o.name)),
+            let result = format::read_magic(&mut input).and_then(|_| {
+                loop {
+                    match read_record(&mut input)? {
+                        Record::Entry(_) => report.entries_checked += 1,
+                        Record::End => break Ok(()),
+                        Record::Data(_) | Record::EndContent(true) => {}
+                        Record::EndContent(false) => {
+                            report.problems.push(format!("{}: an entry of {source} is incomplete", o.name))
+                        }
+                    }
                 }
             });
             if let Err(e) = result {
@@ -147,7 +156,11 @@ impl plugin_sdk::Backup for Backup {
             }
         };
         if complete && self.in_file && self.written != self.expected {
-            plugin_sdk::warn!("a file changed size while it was read ({} bytes announced, {} read)", self.expected, self.written);
+            plugin_sdk::warn!(
+                "a file changed size while it was read ({} bytes announced, {} read)",
+                self.expected,
+                self.written
+            );
         }
         format::write_end_content(&mut self.object, complete).map_err(PluginError::from_io)
     }
@@ -155,7 +168,13 @@ impl plugin_sdk::Backup for Backup {
     fn finish(mut self: Box<Self>) -> Result<BackupSet, PluginError> {
         format::write_end(&mut self.object).map_err(PluginError::from_io)?;
         let stored = self.object.finish()?;
-        Ok(BackupSet { kind: SetKind::Full, time: self.time, volumes: 1, size: stored.size, changed_entries: Some(self.entries) })
+        Ok(BackupSet {
+            kind: SetKind::Full,
+            time: self.time,
+            volumes: 1,
+            size: stored.size,
+            changed_entries: Some(self.entries),
+        })
     }
 }
 

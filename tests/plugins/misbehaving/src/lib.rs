@@ -31,6 +31,7 @@ const BEHAVIOURS: &[&str] = &[
     "env",
     "stdout-spam",
     "wants-more",
+    "unreadable-file",
 ];
 
 /// The plugin.
@@ -66,12 +67,39 @@ pub struct Session {
     yielded: bool,
 }
 
-fn entries() -> Vec<Entry> {
-    let meta = |kind, mode, size| Metadata { kind, mode, uid: 1000, gid: 1000, mtime: 1_700_000_000, mtime_nsec: 0, size, symlink_target: None, device: None };
-    vec![
+fn entries(unreadable: bool) -> Vec<Entry> {
+    let meta = |kind, mode, size| Metadata {
+        kind,
+        mode,
+        uid: 1000,
+        gid: 1000,
+        mtime: 1_700_000_000,
+        mtime_nsec: 0,
+        size,
+        symlink_target: None,
+        device: None,
+    };
+    let mut all = vec![
         Entry { path: Vec::new(), meta: meta(EntryKind::Directory, 0o755, 0), attributes: Vec::new() },
-        Entry { path: b"hello.txt".to_vec(), meta: meta(EntryKind::File, 0o644, CONTENT.len() as u64), attributes: Vec::new() },
-    ]
+        Entry {
+            path: b"hello.txt".to_vec(),
+            meta: meta(EntryKind::File, 0o644, CONTENT.len() as u64),
+            attributes: Vec::new(),
+        },
+    ];
+    if unreadable {
+        // A file whose content cannot be read, between two that can.
+        all.insert(
+            1,
+            Entry { path: b"a-locked.txt".to_vec(), meta: meta(EntryKind::File, 0o600, 5), attributes: Vec::new() },
+        );
+        all.push(Entry {
+            path: b"z-after.txt".to_vec(),
+            meta: meta(EntryKind::File, 0o644, CONTENT.len() as u64),
+            attributes: Vec::new(),
+        });
+    }
+    all
 }
 
 const CONTENT: &[u8] = b"hello from a plugin\n";
@@ -142,12 +170,14 @@ impl plugin_sdk::Session for Session {
         }
         self.misbehave()?;
         self.yielded = true;
-        Ok(entries())
+        Ok(entries(self.config.behaviour == "unreadable-file"))
     }
 
     fn open(&mut self, path: &[u8]) -> Result<Box<dyn std::io::Read>, PluginError> {
-        if path == b"hello.txt" {
+        if path == b"hello.txt" || path == b"z-after.txt" {
             Ok(Box::new(CONTENT))
+        } else if path == b"a-locked.txt" {
+            Err(PluginError::Io("a-locked.txt: permission denied".into()))
         } else {
             Err(PluginError::NotFound(String::from_utf8_lossy(path).into_owned()))
         }

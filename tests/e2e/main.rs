@@ -1,0 +1,8 @@
+//! End-to-end tests: they drive the built `orchestrator` binary on real
+//! files, with the real plugins compiled for wasm32-wasip2.
+//!
+//! Where tests go:
+mod cli; // plugin list/inspect, validate, exit codes, config errors
+mod harness; // temp dirs, pipeline files, running the binary
+mod roundtrip; // a tree with odd names, modes, links and fifos through backup and restore
+mod sandbox; // misbehaving plugins fail only their own job
