@@ -126,7 +126,12 @@ impl<'a> Parser<'a> {
             self.error(end, "sinks", "the pipeline has no sinks; add a [sinks.NAME] table");
         }
         let sources: Vec<PluginInstance> = sources.into_iter().map(|(i, _)| i).collect();
-        let source_names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+        // Every declared source, even one whose own table has errors, so an
+        // input naming it is not reported as unknown.
+        let source_names: Vec<String> = match root.get("sources").map(|v| v.get_ref()) {
+            Some(DeValue::Table(t)) => t.iter().map(|(k, _)| k.get_ref().to_string()).collect(),
+            _ => Vec::new(),
+        };
         let sinks: Vec<Sink> = sinks
             .into_iter()
             .map(|(instance, keys)| {
@@ -136,7 +141,10 @@ impl<'a> Parser<'a> {
             .collect();
         match (pipeline, self.errors.is_empty()) {
             (Some(p), true) => Ok(Pipeline { sources, sinks, ..p }),
-            _ => Err(ConfigErrors(self.errors)),
+            _ => {
+                self.errors.sort_by_key(|e| (e.line, e.column));
+                Err(ConfigErrors(self.errors))
+            }
         }
     }
 

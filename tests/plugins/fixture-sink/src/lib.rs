@@ -17,6 +17,10 @@ use std::io::{BufReader, Read, Write};
 pub struct Config {
     /// Keep only the newest N sets.
     pub keep: Option<u32>,
+    /// Store metadata only and never ask for content (for benchmarks of the
+    /// walk and the boundary).
+    #[serde(default)]
+    pub skip_content: bool,
 }
 
 fn set_name(time: i64) -> String {
@@ -49,10 +53,18 @@ impl Sink for FixtureSink {
         Ok(Vec::new())
     }
 
-    fn begin_backup(_config: Config, context: BackupContext) -> Result<Backup, PluginError> {
+    fn begin_backup(config: Config, context: BackupContext) -> Result<Backup, PluginError> {
         let mut object = storage::put(&set_name(context.time))?;
         object.write_all(format::MAGIC).map_err(PluginError::from_io)?;
-        Ok(Backup { object, time: context.time, entries: 0, expected: 0, written: 0, in_file: false })
+        Ok(Backup {
+            object,
+            time: context.time,
+            entries: 0,
+            expected: 0,
+            written: 0,
+            in_file: false,
+            skip_content: config.skip_content,
+        })
     }
 
     fn open_reader(_config: Config, request: ReadRequest) -> Result<SetReader, PluginError> {
@@ -129,16 +141,21 @@ pub struct Backup {
     expected: u64,
     written: u64,
     in_file: bool,
+    skip_content: bool,
 }
 
 impl plugin_sdk::Backup for Backup {
     fn add(&mut self, entry: Entry) -> Result<bool, PluginError> {
-        let is_file = entry.meta.kind == EntryKind::File;
+        let is_file = entry.meta.kind == EntryKind::File && !self.skip_content;
         self.expected = entry.meta.size;
         self.written = 0;
         self.in_file = is_file;
         write_entry(&mut self.object, &entry).map_err(PluginError::from_io)?;
         self.entries += 1;
+        if !is_file && entry.meta.kind == EntryKind::File {
+            // Metadata only: close the content right away so readers stay in step.
+            format::write_end_content(&mut self.object, true).map_err(PluginError::from_io)?;
+        }
         Ok(is_file)
     }
 
