@@ -175,6 +175,17 @@ impl RestoreWriter {
         Ok(())
     }
 
+    /// Give the node `name` of the current directory its owner, when running
+    /// as root (others cannot give files away); never follows a symlink.
+    fn chown_at(&self, name: &OsStr, meta: &Metadata, path: &[u8]) -> Result<(), RestoreError> {
+        if !self.as_root {
+            return Ok(());
+        }
+        let (uid, gid) = (rustix::fs::Uid::from_raw(meta.uid), rustix::fs::Gid::from_raw(meta.gid));
+        rustix::fs::chownat(self.current(), name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| err("setting owner of", path, e))
+    }
+
     /// Remove whatever stands at `name` in the current directory (only with
     /// `--force`, since a fresh restore directory is empty).
     fn clear(&self, name: &OsStr) {
@@ -234,16 +245,7 @@ impl RestoreWriter {
                 let target = meta.symlink_target.as_deref().unwrap_or_default();
                 rustix::fs::symlinkat(OsStr::from_bytes(target), self.current(), os_name)
                     .map_err(|e| err("creating symlink", path, e))?;
-                if self.as_root {
-                    rustix::fs::chownat(
-                        self.current(),
-                        os_name,
-                        Some(rustix::fs::Uid::from_raw(meta.uid)),
-                        Some(rustix::fs::Gid::from_raw(meta.gid)),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(|e| err("setting owner of", path, e))?;
-                }
+                self.chown_at(os_name, meta, path)?;
                 rustix::fs::utimensat(self.current(), os_name, &timestamps(meta), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|e| err("setting time of", path, e))?;
                 Ok(None)
@@ -263,26 +265,7 @@ impl RestoreWriter {
                 self.clear(os_name);
                 rustix::fs::mknodat(self.current(), os_name, file_type, Mode::from_raw_mode(0o600), dev)
                     .map_err(|e| err("creating", path, e))?;
-                // Open without blocking and without following, to set metadata
-                // on exactly the node just made.
-                let fd = rustix::fs::openat(
-                    self.current(),
-                    os_name,
-                    OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| err("opening", path, e))?;
-                if self.as_root {
-                    rustix::fs::chownat(
-                        self.current(),
-                        os_name,
-                        Some(rustix::fs::Uid::from_raw(meta.uid)),
-                        Some(rustix::fs::Gid::from_raw(meta.gid)),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(|e| err("setting owner of", path, e))?;
-                }
-                drop(fd);
+                self.chown_at(os_name, meta, path)?;
                 rustix::fs::chmodat(self.current(), os_name, Mode::from_raw_mode(meta.mode & 0o7777), AtFlags::empty())
                     .map_err(|e| err("setting mode of", path, e))?;
                 rustix::fs::utimensat(self.current(), os_name, &timestamps(meta), AtFlags::SYMLINK_NOFOLLOW)
