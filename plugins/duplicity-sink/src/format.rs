@@ -1,0 +1,7 @@
+//! duplicity's on-backend format, piece by piece.
+
+pub mod collection;
+pub mod manifest;
+pub mod names;
+pub mod quote;
+pub mod time;
