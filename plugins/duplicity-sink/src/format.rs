@@ -4,4 +4,6 @@ pub mod collection;
 pub mod manifest;
 pub mod names;
 pub mod quote;
+pub mod signature;
+pub mod tarentry;
 pub mod time;

@@ -547,7 +547,11 @@ fn decode(h: &Header, ext: &Extensions, data_size: u64) -> Result<Entry, PluginE
         EntryType::Char => EntryKind::CharDevice,
         EntryType::Block => EntryKind::BlockDevice,
         t => {
-            return Err(corrupt(format!("entry {} has the unsupported tar type {:?}", show(rest), t.as_byte() as char)));
+            return Err(corrupt(format!(
+                "entry {} has the unsupported tar type {:?}",
+                show(rest),
+                t.as_byte() as char
+            )));
         }
     };
     let path = match kind {
