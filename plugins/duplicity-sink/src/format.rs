@@ -1,9 +1,11 @@
 //! duplicity's on-backend format, piece by piece.
 
 pub mod collection;
+pub mod difftar;
 pub mod manifest;
 pub mod names;
 pub mod quote;
 pub mod signature;
 pub mod tarentry;
+pub mod tarread;
 pub mod time;

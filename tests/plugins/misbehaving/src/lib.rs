@@ -1,6 +1,26 @@
 //! A source plugin that misbehaves on purpose (`behaviour = "…"`), so the
 //! end-to-end tests can check that the host contains each kind of harm to the
 //! plugin's own job.
+//!
+//! Behaviours (all triggered by the first `Session::next` unless noted):
+//!
+//! * `well-behaved`: yields the root and `hello.txt`, a good run;
+//! * `memory-bomb`: allocates and touches 16 MiB blocks forever;
+//! * `endless-loop`: spins forever;
+//! * `trap`: panics;
+//! * `read-outside`: `lstat`s `/etc/passwd`, outside its grant;
+//! * `network`: opens a TCP connection to `address`;
+//! * `reveal-secret`: reveals `token`, which the pipeline does not allow;
+//! * `env`: looks for the host's environment variables;
+//! * `stdout-spam`: writes 10 lines to stderr, then behaves;
+//! * `wants-more`: `validate` wants `/etc` as well, which its configuration
+//!   does not name, so the host refuses to run it;
+//! * `unreadable-file`: yields a file whose content cannot be read between
+//!   two that can.
+//!
+//! A behaviour that is contained returns the error it got; one that escapes
+//! the sandbox returns an error starting with `SANDBOX ESCAPE`, never the
+//! secret or value it reached.
 
 use plugin_sdk::prelude::*;
 use serde::Deserialize;
@@ -14,13 +34,14 @@ pub struct Config {
     pub behaviour: String,
     /// A path it is granted (so it has a read grant to stay inside of).
     pub path: Option<String>,
-    /// Where `network` tries to connect.
+    /// Where `network` tries to connect (`host:port`).
     pub address: Option<String>,
-    /// A secret it is not allowed to read.
+    /// A secret it is not allowed to reveal.
     pub token: Option<Secret>,
 }
 
-const BEHAVIOURS: &[&str] = &[
+/// Every behaviour this plugin knows.
+pub const BEHAVIOURS: &[&str] = &[
     "well-behaved",
     "memory-bomb",
     "endless-loop",
@@ -33,6 +54,12 @@ const BEHAVIOURS: &[&str] = &[
     "wants-more",
     "unreadable-file",
 ];
+
+/// The content of every readable file.
+pub const CONTENT: &[u8] = b"hello from a plugin\n";
+
+/// Where `network` connects when no `address` is given (the discard port).
+const DEFAULT_ADDRESS: &str = "127.0.0.1:9";
 
 /// The plugin.
 pub struct Misbehaving;
@@ -67,8 +94,8 @@ pub struct Session {
     yielded: bool,
 }
 
-fn entries(unreadable: bool) -> Vec<Entry> {
-    let meta = |kind, mode, size| Metadata {
+fn meta(kind: EntryKind, mode: u32, size: u64) -> Metadata {
+    Metadata {
         kind,
         mode,
         uid: 1000,
@@ -78,80 +105,98 @@ fn entries(unreadable: bool) -> Vec<Entry> {
         size,
         symlink_target: None,
         device: None,
-    };
+    }
+}
+
+fn entry(path: &[u8], meta: Metadata) -> Entry {
+    Entry { path: path.to_vec(), meta, attributes: Vec::new() }
+}
+
+/// What a run yields: the root and `hello.txt`; with `unreadable`, also a
+/// file that cannot be read before it and a readable one after it.
+pub fn entries(unreadable: bool) -> Vec<Entry> {
     let mut all = vec![
-        Entry { path: Vec::new(), meta: meta(EntryKind::Directory, 0o755, 0), attributes: Vec::new() },
-        Entry {
-            path: b"hello.txt".to_vec(),
-            meta: meta(EntryKind::File, 0o644, CONTENT.len() as u64),
-            attributes: Vec::new(),
-        },
+        entry(b"", meta(EntryKind::Directory, 0o755, 0)),
+        entry(b"hello.txt", meta(EntryKind::File, 0o644, CONTENT.len() as u64)),
     ];
     if unreadable {
-        // A file whose content cannot be read, between two that can.
-        all.insert(
-            1,
-            Entry { path: b"a-locked.txt".to_vec(), meta: meta(EntryKind::File, 0o600, 5), attributes: Vec::new() },
-        );
-        all.push(Entry {
-            path: b"z-after.txt".to_vec(),
-            meta: meta(EntryKind::File, 0o644, CONTENT.len() as u64),
-            attributes: Vec::new(),
-        });
+        all.insert(1, entry(b"a-locked.txt", meta(EntryKind::File, 0o600, 5)));
+        all.push(entry(b"z-after.txt", meta(EntryKind::File, 0o644, CONTENT.len() as u64)));
     }
     all
 }
 
-const CONTENT: &[u8] = b"hello from a plugin\n";
+/// Allocate and touch 16 MiB blocks until the host stops the plugin.
+fn memory_bomb() -> ! {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut block = vec![0u8; 16 << 20];
+        for page in block.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        hoard.push(std::hint::black_box(block));
+        std::hint::black_box(&mut hoard);
+    }
+}
+
+fn endless_loop() -> ! {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+/// Try to connect to `address`; a refused connection is the good outcome.
+pub fn network(address: &str) -> PluginError {
+    match std::net::TcpStream::connect(address) {
+        Ok(mut stream) => {
+            let _ = stream.write_all(b"escaped");
+            PluginError::Other(format!("SANDBOX ESCAPE: connected to {address}"))
+        }
+        Err(e) => PluginError::PermissionDenied(format!("network: {e}")),
+    }
+}
+
+/// The name of the first variable in `/proc/self/environ`-style data.
+fn first_variable(environ: &[u8]) -> Option<String> {
+    let first = environ.split(|&b| b == 0).find(|v| !v.is_empty())?;
+    let name = first.split(|&b| b == b'=').next().unwrap_or(first);
+    Some(String::from_utf8_lossy(name).into_owned())
+}
+
+/// Look for any environment variable; `Err` names the first one seen.
+pub fn environment() -> Result<(), PluginError> {
+    let escape = |name: &str| PluginError::Other(format!("SANDBOX ESCAPE: saw environment variable {name}"));
+    if let Some((name, _)) = std::env::vars_os().next() {
+        return Err(escape(&name.to_string_lossy()));
+    }
+    if let Ok(environ) = std::fs::read("/proc/self/environ")
+        && let Some(name) = first_variable(&environ)
+    {
+        return Err(escape(&name));
+    }
+    Ok(())
+}
 
 impl Session {
+    /// Do the configured harm; `Ok` when the run should go on normally.
     fn misbehave(&self) -> Result<(), PluginError> {
         match self.config.behaviour.as_str() {
-            "memory-bomb" => {
-                let mut hoard: Vec<Vec<u8>> = Vec::new();
-                loop {
-                    let mut block = vec![0u8; 16 << 20];
-                    for page in block.chunks_mut(4096) {
-                        page[0] = 1;
-                    }
-                    hoard.push(block);
-                }
-            }
-            "endless-loop" => {
-                let mut n: u64 = 0;
-                loop {
-                    n = std::hint::black_box(n.wrapping_add(1));
-                }
-            }
+            "memory-bomb" => memory_bomb(),
+            "endless-loop" => endless_loop(),
             "trap" => panic!("deliberate panic from the misbehaving plugin"),
             "read-outside" => match plugin_sdk::fs::lstat(b"/etc/passwd") {
                 Ok(_) => Err(PluginError::Other("SANDBOX ESCAPE: read /etc/passwd".into())),
                 Err(e) => Err(e),
             },
-            "network" => {
-                let address = self.config.address.clone().unwrap_or_else(|| "127.0.0.1:9".into());
-                match std::net::TcpStream::connect(&address) {
-                    Ok(mut s) => {
-                        let _ = s.write_all(b"escaped");
-                        Err(PluginError::Other(format!("SANDBOX ESCAPE: connected to {address}")))
-                    }
-                    Err(e) => Err(PluginError::PermissionDenied(format!("network: {e}"))),
-                }
-            }
+            "network" => Err(network(self.config.address.as_deref().unwrap_or(DEFAULT_ADDRESS))),
             "reveal-secret" => match self.config.token.as_ref().map(Secret::reveal) {
+                // Never the value itself: the tests check it reaches no output.
                 Some(Ok(_)) => Err(PluginError::Other("SANDBOX ESCAPE: got the secret".into())),
                 Some(Err(e)) => Err(e),
-                None => Err(PluginError::Config("token: needed for reveal-secret".into())),
+                None => Err(PluginError::Config("token: needed for behaviour \"reveal-secret\"".into())),
             },
-            "env" => {
-                if let Some((name, _)) = std::env::vars().next() {
-                    return Err(PluginError::Other(format!("SANDBOX ESCAPE: saw environment variable {name}")));
-                }
-                if std::fs::read("/proc/self/environ").is_ok() {
-                    return Err(PluginError::Other("SANDBOX ESCAPE: read /proc/self/environ".into()));
-                }
-                Ok(())
-            }
+            "env" => environment(),
             "stdout-spam" => {
                 for n in 1..=10 {
                     eprintln!("misbehaving plugin line {n}");
@@ -174,15 +219,121 @@ impl plugin_sdk::Session for Session {
     }
 
     fn open(&mut self, path: &[u8]) -> Result<Box<dyn std::io::Read>, PluginError> {
-        if path == b"hello.txt" || path == b"z-after.txt" {
-            Ok(Box::new(CONTENT))
-        } else if path == b"a-locked.txt" {
-            Err(PluginError::Io("a-locked.txt: permission denied".into()))
-        } else {
-            Err(PluginError::NotFound(String::from_utf8_lossy(path).into_owned()))
+        match path {
+            b"hello.txt" | b"z-after.txt" => Ok(Box::new(CONTENT)),
+            b"a-locked.txt" => Err(PluginError::Io("a-locked.txt: permission denied".into())),
+            _ => Err(PluginError::NotFound(format!("{} was not yielded", String::from_utf8_lossy(path)))),
         }
     }
 }
 
 #[cfg(target_arch = "wasm32")]
 plugin_sdk::export_source!(Misbehaving);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_sdk::Session as _;
+    use std::io::Read;
+
+    fn config(json: &str) -> Config {
+        plugin_sdk::parse_config(json).unwrap()
+    }
+
+    fn session(behaviour: &str) -> Session {
+        let context = RunContext { source_name: "s".into(), run_id: "r".into(), time: 1 };
+        Misbehaving::open(config(&format!(r#"{{"behaviour": "{behaviour}"}}"#)), context).unwrap()
+    }
+
+    #[test]
+    fn wants_follow_the_config() {
+        let c = config(r#"{"behaviour": "read-outside", "path": "/data"}"#);
+        assert_eq!(Misbehaving::validate(&c).unwrap(), vec![Want::ReadPath("/data".into())]);
+        let c = config(r#"{"behaviour": "wants-more", "path": "/data"}"#);
+        assert_eq!(
+            Misbehaving::validate(&c).unwrap(),
+            vec![Want::ReadPath("/data".into()), Want::ReadPath("/etc".into())]
+        );
+        assert_eq!(Misbehaving::validate(&config(r#"{"behaviour": "trap"}"#)).unwrap(), vec![]);
+        for b in BEHAVIOURS {
+            assert!(Misbehaving::validate(&config(&format!(r#"{{"behaviour": "{b}"}}"#))).is_ok());
+        }
+    }
+
+    #[test]
+    fn unknown_behaviours_and_keys_are_config_errors() {
+        match Misbehaving::validate(&config(r#"{"behaviour": "x"}"#)) {
+            Err(PluginError::Config(m)) => assert_eq!(m, "behaviour: unknown behaviour \"x\""),
+            other => panic!("{other:?}"),
+        }
+        assert!(plugin_sdk::parse_config::<Config>(r#"{"behaviour": "trap", "extra": 1}"#).is_err());
+        let c = config(r#"{"behaviour": "reveal-secret", "token": {"secret": "token"}}"#);
+        assert_eq!(c.token.unwrap().name(), "token");
+    }
+
+    #[test]
+    fn a_good_run_yields_the_root_and_one_file() {
+        for behaviour in ["well-behaved", "stdout-spam", "wants-more"] {
+            let mut s = session(behaviour);
+            let got = s.next(100).unwrap();
+            assert_eq!(got.len(), 2);
+            assert!(got[0].path.is_empty() && got[0].meta.kind == EntryKind::Directory);
+            assert_eq!(got[1].path, b"hello.txt");
+            assert_eq!((got[1].meta.mode, got[1].meta.mtime, got[1].meta.size), (0o644, 1_700_000_000, 20));
+            assert!(s.next(100).unwrap().is_empty());
+            let mut content = Vec::new();
+            s.open(b"hello.txt").unwrap().read_to_end(&mut content).unwrap();
+            assert_eq!(content, CONTENT);
+            assert!(matches!(s.open(b"nope"), Err(PluginError::NotFound(_))));
+            s.finish(Outcome::Success).unwrap();
+        }
+    }
+
+    #[test]
+    fn unreadable_file_sits_between_readable_ones() {
+        let mut s = session("unreadable-file");
+        let paths: Vec<Vec<u8>> = s.next(100).unwrap().into_iter().map(|e| e.path).collect();
+        assert_eq!(paths, [&b""[..], b"a-locked.txt", b"hello.txt", b"z-after.txt"]);
+        assert!(matches!(s.open(b"a-locked.txt"), Err(PluginError::Io(_))));
+        assert!(s.open(b"z-after.txt").is_ok());
+    }
+
+    #[test]
+    #[should_panic(expected = "deliberate panic from the misbehaving plugin")]
+    fn trap_panics() {
+        let _ = session("trap").next(1);
+    }
+
+    #[test]
+    fn network_reports_what_happened() {
+        // Nothing listens: the error is a refusal.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = closed.local_addr().unwrap().to_string();
+        drop(closed);
+        assert!(matches!(network(&address), PluginError::PermissionDenied(m) if m.starts_with("network: ")));
+        // Something listens (as it would if the sandbox leaked): an escape.
+        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = open.local_addr().unwrap().to_string();
+        match network(&address) {
+            PluginError::Other(m) => assert_eq!(m, format!("SANDBOX ESCAPE: connected to {address}")),
+            other => panic!("{other:?}"),
+        }
+        let mut got = String::new();
+        open.accept().unwrap().0.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "escaped");
+    }
+
+    #[test]
+    fn environment_is_named_not_shown() {
+        assert_eq!(first_variable(b"HOME=/root\0PATH=/bin\0"), Some("HOME".into()));
+        assert_eq!(first_variable(b"\0"), None);
+        // Natively the process has variables: the escape is reported by name.
+        match environment() {
+            Err(PluginError::Other(m)) => {
+                assert!(m.starts_with("SANDBOX ESCAPE: saw environment variable "));
+                assert!(!m.contains('='), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
