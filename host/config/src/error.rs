@@ -30,6 +30,8 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
+impl std::error::Error for ConfigError {}
+
 /// Every problem found in one pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
@@ -44,3 +46,21 @@ impl std::fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(line: usize, key: Option<&str>) -> ConfigError {
+        ConfigError { file: "p.toml".into(), line, column: 3, key: key.map(Into::into), message: "bad".into() }
+    }
+
+    #[test]
+    fn display_leaves_out_what_is_unknown() {
+        assert_eq!(error(2, Some("pipeline.name")).to_string(), "p.toml:2:3: pipeline.name: bad");
+        assert_eq!(error(2, None).to_string(), "p.toml:2:3: bad");
+        assert_eq!(error(0, None).to_string(), "p.toml: bad");
+        let all = ConfigErrors(vec![error(1, None), error(0, None)]);
+        assert_eq!(all.to_string(), "p.toml:1:3: bad\np.toml: bad\n");
+    }
+}

@@ -49,7 +49,17 @@ mod tests {
         assert_eq!(parse_interval("2W").unwrap().as_secs(), 14 * 86400);
         assert_eq!(parse_interval("1M").unwrap().as_secs(), 30 * 86400);
         assert_eq!(parse_interval("1Y").unwrap().as_secs(), 365 * 86400);
-        for bad in ["", "10", "m", "10x", "1.5h", "-1h", "99999999999999999999s"] {
+        assert_eq!(parse_interval("1D12h").unwrap().as_secs(), 36 * 3600);
+        assert_eq!(parse_interval("1h78m").unwrap().as_secs(), 3600 + 78 * 60);
+        assert_eq!(parse_interval("0s").unwrap(), Duration::ZERO);
+        assert_eq!(parse_interval("007m").unwrap().as_secs(), 420);
+    }
+
+    #[test]
+    fn rejects_anything_else() {
+        for bad in
+            ["", "10", "m", "10x", "1.5h", "-1h", "+1h", "1h30", "1h 30m", " 1h", "1d", "1H", "99999999999999999999s"]
+        {
             assert!(parse_interval(bad).is_err(), "{bad}");
         }
     }

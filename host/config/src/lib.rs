@@ -65,7 +65,9 @@ pub enum PluginRef {
     File {
         /// Resolved against the pipeline file's directory.
         path: PathBuf,
-        /// Pin of the component's content, when given.
+        /// Pin of the component's content, when given: 64 hex digits, kept
+        /// in lower case (upper case in the file is accepted) so it compares
+        /// equal to a computed digest.
         sha256: Option<String>,
     },
 }
@@ -138,7 +140,9 @@ pub struct PluginInstance {
     pub allow: Allow,
     /// Limits.
     pub limits: Limits,
-    /// Line of the table's header.
+    /// Line of the table's `[header]` (or of its name when the table is
+    /// written as a dotted key or an inline table), for errors about the
+    /// whole table.
     pub header_line: usize,
     /// Line of each top-level key of the table, so errors a plugin reports
     /// about its keys can point at them.

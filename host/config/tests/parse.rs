@@ -104,3 +104,61 @@ fn an_unreadable_file_is_one_error_naming_it() {
     assert_eq!(e.0.len(), 1);
     assert!(e.to_string().starts_with("/nonexistent/pipeline.toml: cannot read the pipeline file:"), "{e}");
 }
+
+#[test]
+fn errors_carry_file_line_column_and_key() {
+    let text = FILE.replace("memory_mb = 128", "memory_mb = 5");
+    let e = parse(&text, Path::new("pipeline.toml")).unwrap_err();
+    assert_eq!(
+        e.0,
+        vec![orchestrator_config::ConfigError {
+            file: PathBuf::from("pipeline.toml"),
+            line: 15,
+            column: 24,
+            key: Some("sources.api.limits.memory_mb".into()),
+            message: "expected an integer between 16 and 65536, found 5".into(),
+        }]
+    );
+    assert_eq!(
+        e.to_string(),
+        "pipeline.toml:15:24: sources.api.limits.memory_mb: expected an integer between 16 and 65536, found 5\n"
+    );
+}
+
+#[test]
+fn a_syntax_error_is_one_line_without_key() {
+    let e = parse("[pipeline]\nname = \"x\nconcurrency = 1\n", Path::new("p.toml")).unwrap_err();
+    assert_eq!(e.0.len(), 1);
+    assert_eq!((e.0[0].line, e.0[0].key.as_deref()), (2, None));
+    assert_eq!(e.to_string().lines().count(), 1, "{e}");
+}
+
+#[test]
+fn load_reads_the_file_and_resolves_against_its_directory() {
+    let dir = std::env::temp_dir().join(format!("orchestrator-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("pipeline.toml");
+    std::fs::write(&file, FILE).unwrap();
+    let loaded = orchestrator_config::load(&file);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let p = loaded.unwrap();
+    assert_eq!(p.file, file);
+    assert_eq!(p.cache_dir, Some(dir.join("cache")));
+    assert_eq!(p.sources[0].secrets[0].source, SecretSource::File(dir.join("secrets/token")));
+}
+
+#[test]
+fn a_bare_file_name_leaves_relative_paths_relative_to_the_working_directory() {
+    let p = parse(FILE, Path::new("pipeline.toml")).unwrap();
+    assert_eq!(p.cache_dir, Some(PathBuf::from("cache")));
+    assert!(matches!(&p.sources[0].plugin, PluginRef::File { path, .. } if path == Path::new("plugins/api.wasm")));
+}
+
+#[test]
+fn nothing_reaches_the_result_when_anything_is_wrong() {
+    // One bad table among good ones still fails the whole file.
+    let text =
+        FILE.replace("[sources.docs]\nplugin = \"directory\"", "[sources.docs]\nplugin = \"directory\"\nallow = 1");
+    let e = parse(&text, Path::new("p.toml")).unwrap_err();
+    assert_eq!(e.to_string(), "p.toml:19:9: sources.docs.allow: expected a table, found integer\n");
+}
