@@ -3,6 +3,7 @@
 //!
 //! Where tests go:
 mod cli; // plugin list/inspect, validate, exit codes, config errors
+mod duplicity; // interop with stock duplicity (Debian 0.8.22): each restores what the other wrote
 mod harness; // temp dirs, pipeline files, running the binary
 mod roundtrip; // a tree with odd names, modes, links and fifos through backup and restore
 mod sandbox; // misbehaving plugins fail only their own job

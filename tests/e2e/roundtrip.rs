@@ -20,7 +20,7 @@ fn set_mtime(p: &Path, secs: i64) {
 }
 
 /// Build the odd tree; returns its root.
-fn odd_tree(env: &Env) -> std::path::PathBuf {
+pub fn odd_tree(env: &Env) -> std::path::PathBuf {
     let root = env.path("data");
     std::fs::create_dir(&root).unwrap();
     std::fs::write(root.join("plain.txt"), "plain\n").unwrap();
@@ -56,7 +56,7 @@ fn odd_tree(env: &Env) -> std::path::PathBuf {
     root
 }
 
-fn walk(root: &Path) -> Vec<std::path::PathBuf> {
+pub fn walk(root: &Path) -> Vec<std::path::PathBuf> {
     let mut out = vec![root.to_path_buf()];
     let mut i = 0;
     while i < out.len() {
@@ -72,7 +72,7 @@ fn walk(root: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// Compare two trees: same names, kinds, modes, mtimes, owners, contents, targets.
-fn assert_same_tree(a: &Path, b: &Path) {
+pub fn assert_same_tree(a: &Path, b: &Path) {
     let (wa, wb) = (walk(a), walk(b));
     let rel = |root: &Path, v: &[std::path::PathBuf]| -> Vec<Vec<u8>> {
         v.iter().map(|p| p.strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec()).collect()

@@ -9,8 +9,10 @@ pub struct Builtin {
 }
 
 /// Every built-in plugin.
-pub const BUILTINS: &[Builtin] =
-    &[Builtin { name: "directory", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/plugins/directory.wasm")) }];
+pub const BUILTINS: &[Builtin] = &[
+    Builtin { name: "directory", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/plugins/directory.wasm")) },
+    Builtin { name: "duplicity-sink", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/plugins/duplicity_sink.wasm")) },
+];
 
 /// The built-in called `name`.
 pub fn find(name: &str) -> Option<&'static Builtin> {

@@ -1,6 +1,16 @@
-//! The duplicity sink (issue 3, in progress). What exists so far is the
-//! format layer, plain Rust tested natively against the facts of
-//! `shared/spec/duplicity-format.md`: time strings, remote file names and
-//! manifests. The component glue comes with the writer and reader.
+//! The duplicity sink: each source's backups as a duplicity chain under the
+//! source's place in the target, so stock `duplicity restore` reads them.
+//!
+//! The format layer ([`format`]) is plain Rust tested natively against the
+//! facts of `shared/spec/duplicity-format.md`; [`sink`] puts it behind the
+//! plugin API and the host's storage capability.
+//!
+//! Status (issue 3 in progress): full sets, unencrypted and uncompressed
+//! (`encryption = "none"`, plain tar volumes), with signatures and manifests
+//! as duplicity writes them. Incrementals, gzip and OpenPGP come next.
 
 pub mod format;
+pub mod sink;
+
+#[cfg(target_arch = "wasm32")]
+plugin_sdk::export_sink!(sink::DuplicitySink);

@@ -104,7 +104,7 @@ impl<R: Read> TarReader<R> {
                 self.done = true;
                 return Ok(None);
             }
-            let h = tar::Header::from_byte_array(block);
+            let h = tar::Header::from_byte_slice(&block).clone();
             let size = h.entry_size()?;
             let pad = (512 - size % 512) % 512;
             let typeflag = block[156];
