@@ -13,8 +13,7 @@ demo=${DEMO_DIR:-$(mktemp -d /tmp/orchestrator-demo.XXXXXX)}
 rm -rf "$demo/data" "$demo/backups" "$demo/restored"
 mkdir -p "$demo"
 cp -a examples/demo/data "$demo/data"
-sed -e "s|@DEMO@|$demo|g" -e "s|@FIXTURE_SINK@|$repo/target/wasm/wasm32-wasip2/wasm/fixture_sink.wasm|g" \
-    examples/demo/pipeline.toml > "$demo/pipeline.toml"
+sed -e "s|@DEMO@|$demo|g" examples/demo/pipeline.toml > "$demo/pipeline.toml"
 
 bin=$repo/target/release/orchestrator
 echo "== validate"; "$bin" validate "$demo/pipeline.toml"
@@ -24,3 +23,5 @@ echo "== restore";  "$bin" restore "$demo/pipeline.toml" --source documents --to
 echo "== compare"
 diff -r --no-dereference "$demo/data" "$demo/restored"
 echo "backup and restore match: $demo/data == $demo/restored"
+echo "the archive is duplicity's format: ls $demo/backups/documents"
+ls "$demo/backups/documents"
