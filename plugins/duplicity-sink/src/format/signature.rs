@@ -14,7 +14,8 @@ const HEADER: usize = 12;
 pub fn block_len(file_len: u64) -> u32 {
     let root = file_len.isqrt();
     let rounded = root.div_ceil(512).max(1) * 512;
-    u32::try_from(rounded).unwrap_or(u32::MAX & !511)
+    // A file so large its block would not fit in u32 still gets a whole number of 512s.
+    u32::try_from(rounded).unwrap_or(u32::MAX - 511)
 }
 
 /// A signature being computed over a stream.
