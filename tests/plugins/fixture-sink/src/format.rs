@@ -144,8 +144,8 @@ pub fn stored_path(entry: &Entry) -> Vec<u8> {
     p
 }
 
-/// Write the headers of `entry` whose stored data will be `data_size` bytes;
-/// `extra` are further PAX records (unescaped key suffixes and values).
+/// Write the headers of `entry` (PAX records, long name and link, the header
+/// itself) for stored data of `data_size` bytes.
 fn write_headers(out: &mut dyn Write, entry: &Entry, data_size: u64) -> Result<(), PluginError> {
     let m = &entry.meta;
     let mut pax = Vec::new();
