@@ -25,10 +25,11 @@ pub const MAX_READ: u32 = 4 << 20;
 /// Resources one plugin may hold open at once (files and listings).
 const MAX_OPEN: usize = 256;
 
-/// One granted tree.
+/// One granted tree; `dir` is `None` when the tree does not exist (yet), so
+/// the plugin hears "no such file or directory", not "outside the grant".
 struct Grant {
     root: PathBuf,
-    dir: Dir,
+    dir: Option<Dir>,
 }
 
 /// The trees one plugin instance may read.
@@ -36,8 +37,8 @@ struct Grant {
 pub struct FsCtx {
     grants: Vec<Grant>,
     open: usize,
-    /// The directory of the last file opened, since sources read a directory's
-    /// files one after another.
+    /// The directory of the last file opened (by absolute path), since
+    /// sources read a directory's files one after another.
     last_parent: Option<(PathBuf, Dir)>,
 }
 
@@ -66,11 +67,12 @@ impl FsCtx {
                 return Err(format!("granted path {p} is not absolute"));
             }
             match Dir::open_ambient_dir(&root, ambient_authority()) {
-                Ok(dir) => grants.push(Grant { root, dir }),
+                Ok(dir) => grants.push(Grant { root, dir: Some(dir) }),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     // Not an error yet: the plugin reports a missing root in its
                     // own words when it looks for it.
                     tracing::debug!("granted path {p} does not exist");
+                    grants.push(Grant { root, dir: None });
                 }
                 Err(e) => return Err(format!("cannot open granted path {p}: {e}")),
             }
@@ -78,8 +80,9 @@ impl FsCtx {
         Ok(FsCtx { grants, open: 0, last_parent: None })
     }
 
-    /// The grant holding `path` and the path relative to it.
-    fn resolve(&self, path: &[u8]) -> Result<(&Grant, PathBuf), PluginError> {
+    /// The open directory of the grant holding `path`, and the path relative
+    /// to it.
+    fn resolve(&self, path: &[u8]) -> Result<(&Dir, PathBuf), PluginError> {
         let path = Path::new(OsStr::from_bytes(path));
         let outside =
             || PluginError::PermissionDenied(format!("{} is outside the paths granted to this plugin", display(path)));
@@ -88,7 +91,10 @@ impl FsCtx {
         }
         for grant in &self.grants {
             if let Ok(rel) = path.strip_prefix(&grant.root) {
-                return Ok((grant, rel.to_path_buf()));
+                return match &grant.dir {
+                    Some(dir) => Ok((dir, rel.to_path_buf())),
+                    None => Err(PluginError::NotFound(format!("{}: no such file or directory", display(path)))),
+                };
             }
         }
         Err(outside())
@@ -97,16 +103,16 @@ impl FsCtx {
     /// Open the directory holding `rel` (inside the grant) and return it with
     /// the final name. The root of a grant has no parent inside it, so it is
     /// addressed as `.` of the grant itself.
-    fn parent(grant: &Grant, rel: &Path, full: &Path) -> Result<(Dir, PathBuf), PluginError> {
+    fn parent(grant: &Dir, rel: &Path, full: &Path) -> Result<(Dir, PathBuf), PluginError> {
         let name = match rel.file_name() {
             Some(n) => PathBuf::from(n),
-            None => return Ok((grant.dir.try_clone().map_err(|e| io_error(full, e))?, ".".into())),
+            None => return Ok((grant.try_clone().map_err(|e| io_error(full, e))?, ".".into())),
         };
         let parent = rel.parent().unwrap_or(Path::new(""));
         if parent.as_os_str().is_empty() {
-            return Ok((grant.dir.try_clone().map_err(|e| io_error(full, e))?, name));
+            return Ok((grant.try_clone().map_err(|e| io_error(full, e))?, name));
         }
-        let dir = grant.dir.open_dir(parent).map_err(|e| io_error(full, e))?;
+        let dir = grant.open_dir(parent).map_err(|e| io_error(full, e))?;
         Ok((dir, name))
     }
 
@@ -123,7 +129,7 @@ impl FsCtx {
         let (grant, rel) = self.resolve(path)?;
         let full = Path::new(OsStr::from_bytes(path));
         let dir = if rel.as_os_str().is_empty() {
-            grant.dir.try_clone().map_err(|e| io_error(full, e))?
+            grant.try_clone().map_err(|e| io_error(full, e))?
         } else {
             let (parent, name) = Self::parent(grant, &rel, full)?;
             // Never list through a symlink: the plugin asked for this path, not
@@ -159,12 +165,13 @@ impl FsCtx {
             .file_name()
             .ok_or_else(|| PluginError::Io(format!("{} is not a regular file", display(&full))))?
             .to_os_string();
-        let cached = matches!(&self.last_parent, Some((p, _)) if *p == parent_rel);
+        // Keyed by the absolute parent: relative paths of two grants collide.
+        let parent_abs = full.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let cached = matches!(&self.last_parent, Some((p, _)) if *p == parent_abs);
         if !cached {
-            let dir =
-                if parent_rel.as_os_str().is_empty() { grant.dir.try_clone() } else { grant.dir.open_dir(&parent_rel) }
-                    .map_err(|e| io_error(&full, e))?;
-            self.last_parent = Some((parent_rel, dir));
+            let dir = if parent_rel.as_os_str().is_empty() { grant.try_clone() } else { grant.open_dir(&parent_rel) }
+                .map_err(|e| io_error(&full, e))?;
+            self.last_parent = Some((parent_abs, dir));
         }
         let (_, dir) = self.last_parent.as_ref().expect("set above");
         let fd = rustix::fs::openat(
@@ -384,6 +391,31 @@ mod tests {
         let mut s = Vec::new();
         f.file.read_to_end(&mut s).unwrap();
         assert_eq!(s, b"\xffraw");
+    }
+
+    #[test]
+    fn two_grants_with_the_same_relative_names_stay_apart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        for (dir, content) in [(&a, "from a"), (&b, "from b")] {
+            std::fs::create_dir(dir).unwrap();
+            std::fs::write(dir.join("x"), content).unwrap();
+        }
+        let mut fs = FsCtx::new(&[a.to_str().unwrap().into(), b.to_str().unwrap().into()]).unwrap();
+        for (dir, content) in [(&a, "from a"), (&b, "from b")] {
+            let mut got = String::new();
+            fs.open(&bytes(&dir.join("x"))).unwrap().file.read_to_string(&mut got).unwrap();
+            assert_eq!(got, content);
+        }
+    }
+
+    #[test]
+    fn a_missing_granted_tree_is_not_found_not_denied() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = tmp.path().join("not-there");
+        let fs = ctx(&missing);
+        assert!(matches!(fs.lstat(&bytes(&missing)), Err(PluginError::NotFound(m)) if m.contains("no such file")));
+        assert!(matches!(fs.lstat(b"/etc/passwd"), Err(PluginError::PermissionDenied(_))));
     }
 
     #[test]
