@@ -29,7 +29,7 @@
 //! The traits are plain Rust and the logic behind them can be tested natively
 //! with `cargo test`; only the export macro and the host imports need the
 //! WebAssembly target. The WIT package in `wit/` is the contract with the host
-//! (`orchestrator:plugin@0.1.0`).
+//! (`orchestrator:plugin@0.1.1`).
 #![warn(missing_docs)]
 
 mod config;
@@ -68,10 +68,10 @@ pub mod bindings {
             default_bindings_module: "plugin_sdk::bindings::sink",
             additional_derives: [PartialEq],
             with: {
-                "orchestrator:plugin/types@0.1.0": crate::bindings::source::orchestrator::plugin::types,
-                "orchestrator:plugin/log@0.1.0": crate::bindings::source::orchestrator::plugin::log,
-                "orchestrator:plugin/progress@0.1.0": crate::bindings::source::orchestrator::plugin::progress,
-                "orchestrator:plugin/secrets@0.1.0": crate::bindings::source::orchestrator::plugin::secrets,
+                "orchestrator:plugin/types@0.1.1": crate::bindings::source::orchestrator::plugin::types,
+                "orchestrator:plugin/log@0.1.1": crate::bindings::source::orchestrator::plugin::log,
+                "orchestrator:plugin/progress@0.1.1": crate::bindings::source::orchestrator::plugin::progress,
+                "orchestrator:plugin/secrets@0.1.1": crate::bindings::source::orchestrator::plugin::secrets,
             },
         });
     }
@@ -92,7 +92,7 @@ pub mod __private {
 }
 
 /// The version of the WIT package this SDK speaks.
-pub const API_VERSION: &str = "0.1.0";
+pub const API_VERSION: &str = "0.1.1";
 
 /// What a plugin module usually imports.
 pub mod prelude {
@@ -116,6 +116,21 @@ macro_rules! plugin_info {
 }
 
 impl PluginError {
+    /// The message without the case, for sentences that name the case
+    /// themselves (wit-bindgen's `Display` shows the Debug form).
+    pub fn message(&self) -> &str {
+        match self {
+            PluginError::Config(m)
+            | PluginError::PermissionDenied(m)
+            | PluginError::NotFound(m)
+            | PluginError::Transient(m)
+            | PluginError::Io(m)
+            | PluginError::Unsupported(m)
+            | PluginError::Corrupt(m)
+            | PluginError::Other(m) => m,
+        }
+    }
+
     /// An [`std::io::Error`] carrying this error, for code behind `std::io::Read`
     /// that must keep the plugin's own case.
     pub fn into_io(self) -> std::io::Error {

@@ -69,16 +69,7 @@ impl Excludes {
 /// The text of an error, without the case name Display adds and without a
 /// leading `path: ` the host already put there.
 pub fn reason<'a>(err: &'a PluginError, path: &str) -> &'a str {
-    let text = match err {
-        PluginError::Config(m)
-        | PluginError::PermissionDenied(m)
-        | PluginError::NotFound(m)
-        | PluginError::Transient(m)
-        | PluginError::Io(m)
-        | PluginError::Unsupported(m)
-        | PluginError::Corrupt(m)
-        | PluginError::Other(m) => m.as_str(),
-    };
+    let text = err.message();
     text.strip_prefix(path).and_then(|t| t.strip_prefix(": ")).unwrap_or(text)
 }
 

@@ -107,27 +107,13 @@ pub fn verify_set(name: &str, input: impl BufRead) -> (u64, Vec<String>) {
             Ok(Some(_)) => entries += 1,
             Ok(None) => break,
             Err(e) => {
-                problems.push(format!("{name}: {} (after {entries} entries)", message(&e)));
+                problems.push(format!("{name}: {} (after {entries} entries)", e.message()));
                 break;
             }
         }
     }
     problems.splice(0..0, reader.problems.iter().map(|p| format!("{name}: {p}")));
     (entries, problems)
-}
-
-/// The message a person should read for `e`.
-pub fn message(e: &PluginError) -> &str {
-    match e {
-        PluginError::Config(m)
-        | PluginError::PermissionDenied(m)
-        | PluginError::NotFound(m)
-        | PluginError::Transient(m)
-        | PluginError::Io(m)
-        | PluginError::Unsupported(m)
-        | PluginError::Corrupt(m)
-        | PluginError::Other(m) => m,
-    }
 }
 
 /// Whether `path` is `prefix` or lies below it, component-wise.
@@ -179,7 +165,7 @@ impl Sink for FixtureSink {
                     report.entries_checked += entries;
                     report.problems.extend(problems);
                 }
-                Err(e) => report.problems.push(format!("{}: cannot be read: {}", o.name, message(&e))),
+                Err(e) => report.problems.push(format!("{}: cannot be read: {}", o.name, e.message())),
             }
         }
         Ok(report)
