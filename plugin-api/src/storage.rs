@@ -4,7 +4,7 @@
 use crate::PluginError;
 use crate::bindings::sink::orchestrator::plugin::storage as host;
 
-pub use host::{ObjectInfo, StoredObject};
+pub use host::{Encoding, ObjectInfo, OpenpgpKeys, StoredObject};
 
 /// Bytes collected before one `write` crosses to the host.
 const WRITE_BUFFER: usize = 1 << 20;
@@ -23,6 +23,17 @@ pub fn put(name: &str) -> Result<ObjectWriter, PluginError> {
 /// Read the object `name`.
 pub fn get(name: &str) -> Result<ObjectReader, PluginError> {
     Ok(ObjectReader { inner: host::get(name)? })
+}
+
+/// Start writing the object `name`, which the host encodes (gzip, OpenPGP)
+/// on its way to storage.
+pub fn put_encoded(name: &str, encoding: &Encoding) -> Result<ObjectWriter, PluginError> {
+    Ok(ObjectWriter { inner: host::put_encoded(name, encoding)?, buf: Vec::with_capacity(WRITE_BUFFER) })
+}
+
+/// Read the object `name`, which the host decodes on its way out.
+pub fn get_decoded(name: &str, encoding: &Encoding) -> Result<ObjectReader, PluginError> {
+    Ok(ObjectReader { inner: host::get_decoded(name, encoding)? })
 }
 
 /// Remove the object `name` (missing is fine).

@@ -29,7 +29,7 @@ fn plugin_list_and_inspect_describe_components() {
     let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
     assert_eq!(json["world"], "sink");
     assert_eq!(json["name"], "fixture-sink");
-    assert!(json["imports"].as_array().unwrap().iter().any(|i| i == "orchestrator:plugin/storage@0.1.0"));
+    assert!(json["imports"].as_array().unwrap().iter().any(|i| i == "orchestrator:plugin/storage@0.1.1"));
 
     std::fs::write(env.path("junk.wasm"), b"not wasm").unwrap();
     let junk = env.run(&["plugin", "inspect", env.path("junk.wasm").to_str().unwrap()], &[]);
@@ -109,4 +109,16 @@ fn restore_exit_codes_and_safety() {
     let out =
         env.run(&["restore", p, "--source", "docs", "--time", "1000", "--to", env.path("r2").to_str().unwrap()], &[]);
     assert_eq!(out.code, 3, "{}", out.all());
+}
+
+#[test]
+fn a_missing_source_path_says_so() {
+    let env = Env::new();
+    let p = env.pipeline("p.toml", SIMPLE);
+    let out = env.run(&["run", p.to_str().unwrap(), "--json"], &[]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let error = report["jobs"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("no such file or directory") && error.contains("/data"), "{error}");
+    assert!(!error.contains("outside"), "{error}");
 }

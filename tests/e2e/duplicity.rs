@@ -114,3 +114,43 @@ fn we_restore_a_chain_duplicity_wrote() {
     assert_eq!(entries.as_array().unwrap().len(), walk(&root).len(), "{}", list.all());
     assert!(Path::new(&out).join("big.bin").exists());
 }
+
+#[test]
+fn we_restore_duplicitys_default_gzip_chain_and_write_gzip_ourselves() {
+    if duplicity().is_none() {
+        return;
+    }
+    let env = Env::new();
+    let root = odd_tree(&env);
+    let url = format!("file://{}", env.path("backup/docs").display());
+    run_duplicity(&env, &["full", "--volsize", "1", root.to_str().unwrap(), &url]);
+    let names: Vec<String> = std::fs::read_dir(env.path("backup/docs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n.ends_with(".difftar.gz")), "{names:?}");
+
+    let p = env.pipeline("p.toml", PIPELINE);
+    let out = env.path("restored");
+    let r = env.run(&["restore", p.to_str().unwrap(), "--source", "docs", "--to", out.to_str().unwrap()], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_same_tree(&root, &out);
+
+    // Our own sets are gzip too, with manifests left plain, as duplicity writes them.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let run = env.run(&["run", p.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let ours: Vec<String> = std::fs::read_dir(env.path("backup/docs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        ours.iter().filter(|n| n.ends_with(".difftar.gz")).count()
+            > names.iter().filter(|n| n.ends_with(".difftar.gz")).count(),
+        "{names:?}\n{ours:?}\n{}",
+        run.all()
+    );
+    assert!(ours.iter().all(|n| !n.contains("manifest.gz")), "{ours:?}");
+    let status = run_duplicity(&env, &["collection-status", &url]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("Number of contained backup sets: 1"));
+}

@@ -11,6 +11,7 @@ use crate::runtime::bindings::PluginError;
 use crate::runtime::bindings::sink::orchestrator::plugin::storage as wit;
 use crate::runtime::state::PluginState;
 use sha1::{Digest, Sha1};
+use std::io::Write;
 use std::sync::Arc;
 use wasmtime::component::Resource;
 
@@ -65,20 +66,33 @@ impl StorageCtx {
         }
     }
 
-    /// Start writing an object.
-    pub fn put(&self, name: &str) -> Result<ObjectWriter, PluginError> {
+    /// Start writing an object, encoded on its way to the backend.
+    pub fn put(&self, name: &str, encoding: &wit::Encoding) -> Result<ObjectWriter, PluginError> {
+        check_encoding(encoding)?;
         let full = self.full_name(name)?;
         let sink = match &*self.backend {
             Backend::File(b) => b.put(&full)?,
         };
-        Ok(ObjectWriter { name: name.to_string(), sink: Some(sink), hash: Sha1::new(), size: 0 })
+        let stored = Hashing { sink, hash: Sha1::new(), size: 0 };
+        let out = match encoding {
+            wit::Encoding::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(stored, flate2::Compression::new(6))),
+            _ => Encoder::Plain(stored),
+        };
+        Ok(ObjectWriter { name: name.to_string(), out: Some(out) })
     }
 
-    /// Read an object.
-    pub fn get(&self, name: &str) -> Result<ObjectReader, PluginError> {
+    /// Read an object, decoded on its way out.
+    pub fn get(&self, name: &str, encoding: &wit::Encoding) -> Result<ObjectReader, PluginError> {
+        check_encoding(encoding)?;
         let full = self.full_name(name)?;
-        let reader = match &*self.backend {
+        let raw = match &*self.backend {
             Backend::File(b) => b.get(&full)?,
+        };
+        let reader: Box<dyn std::io::Read + Send + Sync> = match encoding {
+            wit::Encoding::Gzip => {
+                Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, raw)))
+            }
+            _ => raw,
         };
         Ok(ObjectReader { reader })
     }
@@ -105,6 +119,15 @@ fn check_name(name: &str) -> Result<(), PluginError> {
     Ok(())
 }
 
+fn check_encoding(encoding: &wit::Encoding) -> Result<(), PluginError> {
+    match encoding {
+        wit::Encoding::None | wit::Encoding::Gzip => Ok(()),
+        wit::Encoding::Openpgp(_) => {
+            Err(PluginError::Unsupported("OpenPGP sealing is not available in this build of orchestrator yet".into()))
+        }
+    }
+}
+
 /// The part of an object write a backend provides.
 pub trait ObjectSink: Send + Sync {
     /// Append bytes.
@@ -113,31 +136,59 @@ pub trait ObjectSink: Send + Sync {
     fn commit(self: Box<Self>) -> Result<(), PluginError>;
 }
 
-/// An object being written for a plugin.
-pub struct ObjectWriter {
-    name: String,
-    sink: Option<Box<dyn ObjectSink>>,
+/// The stored bytes of an object: passed to the backend, hashed and counted,
+/// so the SHA-1 a sink records is of exactly what the target holds.
+struct Hashing {
+    sink: Box<dyn ObjectSink>,
     hash: Sha1,
     size: u64,
 }
 
-impl ObjectWriter {
-    fn write(&mut self, data: &[u8]) -> Result<(), PluginError> {
-        let sink = self.sink.as_mut().ok_or_else(|| PluginError::Other("object already finished".into()))?;
-        sink.write(data)?;
+impl Write for Hashing {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.sink.write(data).map_err(|e| std::io::Error::other(e.describe()))?;
         self.hash.update(data);
         self.size += data.len() as u64;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+enum Encoder {
+    Plain(Hashing),
+    Gzip(flate2::write::GzEncoder<Hashing>),
+}
+
+/// An object being written for a plugin.
+pub struct ObjectWriter {
+    name: String,
+    out: Option<Encoder>,
+}
+
+impl ObjectWriter {
+    fn write(&mut self, data: &[u8]) -> Result<(), PluginError> {
+        let result = match self.out.as_mut() {
+            Some(Encoder::Plain(h)) => h.write_all(data),
+            Some(Encoder::Gzip(gz)) => gz.write_all(data),
+            None => return Err(PluginError::Other("object already finished".into())),
+        };
+        result.map_err(|e| PluginError::Io(format!("writing {}: {e}", self.name)))
     }
 
     fn finish(&mut self) -> Result<wit::StoredObject, PluginError> {
-        let sink = self.sink.take().ok_or_else(|| PluginError::Other("object already finished".into()))?;
+        let stored = match self.out.take() {
+            Some(Encoder::Plain(h)) => h,
+            Some(Encoder::Gzip(gz)) => {
+                gz.finish().map_err(|e| PluginError::Io(format!("writing {}: {e}", self.name)))?
+            }
+            None => return Err(PluginError::Other("object already finished".into())),
+        };
+        let Hashing { sink, hash, size } = stored;
         sink.commit()?;
-        Ok(wit::StoredObject {
-            name: self.name.clone(),
-            size: self.size,
-            sha1: hex::encode(self.hash.clone().finalize()),
-        })
+        Ok(wit::StoredObject { name: self.name.clone(), size, sha1: hex::encode(hash.finalize()) })
     }
 }
 
@@ -160,14 +211,30 @@ impl wit::Host for PluginState {
     }
 
     async fn put(&mut self, name: String) -> wasmtime::Result<Result<Resource<ObjectWriter>, PluginError>> {
-        match self.storage().and_then(|s| s.put(&name)) {
+        self.put_encoded(name, wit::Encoding::None).await
+    }
+
+    async fn put_encoded(
+        &mut self,
+        name: String,
+        encoding: wit::Encoding,
+    ) -> wasmtime::Result<Result<Resource<ObjectWriter>, PluginError>> {
+        match self.storage().and_then(|s| s.put(&name, &encoding)) {
             Ok(w) => Ok(Ok(self.table.push(w)?)),
             Err(e) => Ok(Err(e)),
         }
     }
 
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<Resource<ObjectReader>, PluginError>> {
-        match self.storage().and_then(|s| s.get(&name)) {
+        self.get_decoded(name, wit::Encoding::None).await
+    }
+
+    async fn get_decoded(
+        &mut self,
+        name: String,
+        encoding: wit::Encoding,
+    ) -> wasmtime::Result<Result<Resource<ObjectReader>, PluginError>> {
+        match self.storage().and_then(|s| s.get(&name, &encoding)) {
             Ok(r) => Ok(Ok(self.table.push(r)?)),
             Err(e) => Ok(Err(e)),
         }
@@ -244,7 +311,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let url = format!("file://{}", tmp.path().display());
         let ctx = StorageCtx::new(Arc::new(Backend::from_url(&url).unwrap()), "docs");
-        let mut w = ctx.put("a/obj").unwrap();
+        let none = wit::Encoding::None;
+        let mut w = ctx.put("a/obj", &none).unwrap();
         w.write(b"hello ").unwrap();
         w.write(b"world").unwrap();
         assert!(ctx.list().unwrap().is_empty(), "half-written object is visible");
@@ -256,11 +324,11 @@ mod tests {
         assert_eq!((listed[0].name.as_str(), listed[0].size), ("a/obj", 11));
 
         // A dropped writer leaves the old object and no debris.
-        let mut w = ctx.put("a/obj").unwrap();
+        let mut w = ctx.put("a/obj", &none).unwrap();
         w.write(b"partial").unwrap();
         drop(w);
         let mut content = String::new();
-        std::io::Read::read_to_string(&mut ctx.get("a/obj").unwrap().reader, &mut content).unwrap();
+        std::io::Read::read_to_string(&mut ctx.get("a/obj", &none).unwrap().reader, &mut content).unwrap();
         assert_eq!(content, "hello world");
         assert_eq!(ctx.list().unwrap().len(), 1);
         let files: Vec<_> = std::fs::read_dir(tmp.path().join("docs/a")).unwrap().collect();
@@ -268,6 +336,35 @@ mod tests {
 
         ctx.delete("a/obj").unwrap();
         ctx.delete("a/obj").unwrap();
-        assert!(matches!(ctx.get("a/obj").map(|_| ()), Err(PluginError::NotFound(_))));
+        assert!(matches!(ctx.get("a/obj", &none).map(|_| ()), Err(PluginError::NotFound(_))));
+    }
+
+    #[test]
+    fn gzip_is_done_by_the_host_and_hashes_the_stored_bytes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", tmp.path().display());
+        let ctx = StorageCtx::new(Arc::new(Backend::from_url(&url).unwrap()), "docs");
+        let data: Vec<u8> = b"compressible ".repeat(100_000);
+        let mut w = ctx.put("v.gz", &wit::Encoding::Gzip).unwrap();
+        for chunk in data.chunks(65536) {
+            w.write(chunk).unwrap();
+        }
+        let stored = w.finish().unwrap();
+        let on_disk = std::fs::read(tmp.path().join("docs/v.gz")).unwrap();
+        assert!(on_disk.len() < data.len() / 20, "not compressed: {}", on_disk.len());
+        assert_eq!(stored.size, on_disk.len() as u64);
+        assert_eq!(stored.sha1, hex::encode(Sha1::digest(&on_disk)));
+        // Standard gzip: flate2 reads it back, and so does the host.
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&on_disk[..]), &mut plain).unwrap();
+        assert_eq!(plain, data);
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut ctx.get("v.gz", &wit::Encoding::Gzip).unwrap().reader, &mut back).unwrap();
+        assert_eq!(back, data);
+        let keys = wit::OpenpgpKeys { passphrase: Some("passphrase".into()), recipients: None, secret_key: None };
+        assert!(matches!(
+            ctx.put("x.gpg", &wit::Encoding::Openpgp(keys)).map(|_| ()),
+            Err(PluginError::Unsupported(_))
+        ));
     }
 }

@@ -5,9 +5,10 @@
 //! facts of `shared/spec/duplicity-format.md`; [`sink`] puts it behind the
 //! plugin API and the host's storage capability.
 //!
-//! Status (issue 3 in progress): full sets, unencrypted and uncompressed
-//! (`encryption = "none"`, plain tar volumes), with signatures and manifests
-//! as duplicity writes them. Incrementals, gzip and OpenPGP come next.
+//! Status (issue 3 in progress): full sets without encryption
+//! (`encryption = "none"`: gzip volumes and signatures, compressed by the
+//! host), with manifests as duplicity writes them; restores read plain and
+//! gzip sets. Incrementals and OpenPGP come next.
 
 pub mod format;
 pub mod sink;

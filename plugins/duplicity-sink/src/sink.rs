@@ -14,7 +14,8 @@ use std::io::Read;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// `none` today; `symmetric` and `public-key` are coming.
+    /// `none` (gzip volumes, as duplicity's `--no-encryption`) today;
+    /// `symmetric` and `public-key` are coming.
     pub encryption: String,
     /// Passphrase for `symmetric`.
     pub passphrase: Option<Secret>,
@@ -70,9 +71,21 @@ fn collection() -> Result<(Collection, std::collections::HashMap<String, u64>), 
     Ok((c, sizes))
 }
 
+/// Open an object as its name says it is stored: `.gz` decompressed by the
+/// host, `.gpg` (not yet) decrypted, anything else as it is.
+fn open_object(name: &str) -> Result<storage::ObjectReader, PluginError> {
+    match crate::format::names::parse(name) {
+        Some(p) if p.encrypted => Err(PluginError::Unsupported(format!(
+            "{name} is encrypted; this build of the duplicity sink cannot open OpenPGP archives yet"
+        ))),
+        Some(p) if p.compressed => storage::get_decoded(name, &storage::Encoding::Gzip),
+        _ => storage::get(name),
+    }
+}
+
 fn read_object(name: &str) -> Result<Vec<u8>, PluginError> {
     let mut v = Vec::new();
-    storage::get(name)?.read_to_end(&mut v).map_err(PluginError::from_io)?;
+    open_object(name)?.read_to_end(&mut v).map_err(PluginError::from_io)?;
     Ok(v)
 }
 

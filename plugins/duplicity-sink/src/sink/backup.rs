@@ -7,7 +7,7 @@ use crate::format::names::{Encoding, Kind, name};
 use crate::format::signature::SignatureWriter;
 use crate::format::tarentry::{Prefix, TarKind, TarMeta, entry_name, footer, padding, write_header};
 use plugin_sdk::prelude::*;
-use plugin_sdk::storage::{self, ObjectWriter};
+use plugin_sdk::storage::{self, Encoding as Stored, ObjectWriter};
 use std::io::{self, Write};
 
 /// Volumes of one full set, stored through the host.
@@ -21,8 +21,10 @@ impl VolumeStore for Volumes {
     type Writer = ObjectWriter;
 
     fn open(&mut self, number: u32) -> io::Result<ObjectWriter> {
-        storage::put(&name(&Kind::FullVolume { time: self.time, volume: number }, Encoding::Plain))
-            .map_err(PluginError::into_io)
+        // Without encryption duplicity gzips volumes and signatures; the host
+        // compresses natively on the way to storage.
+        let object = name(&Kind::FullVolume { time: self.time, volume: number }, Encoding::Gzip);
+        storage::put_encoded(&object, &Stored::Gzip).map_err(PluginError::into_io)
     }
 
     fn close(&mut self, _number: u32, writer: ObjectWriter) -> io::Result<String> {
@@ -79,7 +81,7 @@ fn io(e: io::Error) -> PluginError {
 impl DupBackup {
     /// Start the full set taken at `time`.
     pub fn new(time: i64, volsize: u64) -> Result<DupBackup, PluginError> {
-        let sigtar = storage::put(&name(&Kind::FullSignatures { time }, Encoding::Plain))?;
+        let sigtar = storage::put_encoded(&name(&Kind::FullSignatures { time }, Encoding::Gzip), &Stored::Gzip)?;
         Ok(DupBackup {
             time,
             volumes: DiffTarWriter::new(Volumes { time, bytes: 0 }, volsize),
@@ -146,7 +148,8 @@ impl plugin_sdk::Backup for DupBackup {
         sigtar.write_all(&footer(sigtar_len)).map_err(io)?;
         let sig_stored = sigtar.finish()?;
         let manifest = Manifest { hostname: None, localdir: None, volumes: records, files };
-        let mut object = storage::put(&name(&Kind::FullManifest { time }, Encoding::Plain))?;
+        // Manifests are never gzipped (spec §1.1).
+        let mut object = storage::put(&name(&Kind::FullManifest { time }, Encoding::Gzip))?;
         object.write_all(&manifest.to_bytes()).map_err(io)?;
         let manifest_stored = object.finish()?;
         let volume_count = manifest.volumes.len() as u32;

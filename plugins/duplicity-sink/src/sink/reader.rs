@@ -70,7 +70,7 @@ impl DupReader {
                 return Ok(Some(h));
             }
             let Some(name) = self.names.pop_front() else { return Ok(None) };
-            self.volume = Some(TarReader::new(BufReader::with_capacity(1 << 20, storage::get(&name)?)));
+            self.volume = Some(TarReader::new(BufReader::with_capacity(1 << 20, super::open_object(&name)?)));
         }
     }
 }
