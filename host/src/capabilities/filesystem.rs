@@ -13,14 +13,9 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::ffi::OsStr;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use wasmtime::component::Resource;
-
-/// Largest chunk one `read` returns; larger requests are clamped so a plugin
-/// cannot make the host allocate without bound.
-pub const MAX_READ: u32 = 4 << 20;
 
 /// Resources one plugin may hold open at once (files and listings).
 const MAX_OPEN: usize = 256;
@@ -314,18 +309,7 @@ impl wit::HostListing for PluginState {
 impl wit::HostFile for PluginState {
     async fn read(&mut self, this: Resource<OpenFile>, max: u32) -> wasmtime::Result<Result<Vec<u8>, PluginError>> {
         let open = self.table.get_mut(&this)?;
-        let mut buf = vec![0u8; max.min(MAX_READ) as usize];
-        let mut filled = 0;
-        while filled < buf.len() {
-            match open.file.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Ok(Err(PluginError::Io(format!("reading a file: {e}")))),
-            }
-        }
-        buf.truncate(filled);
-        Ok(Ok(buf))
+        Ok(super::fill(&mut open.file, max).map_err(|e| PluginError::Io(format!("reading a file: {e}"))))
     }
 
     async fn drop(&mut self, this: Resource<OpenFile>) -> wasmtime::Result<()> {
@@ -338,6 +322,7 @@ impl wit::HostFile for PluginState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
     use std::os::unix::fs::symlink;
 
     fn ctx(root: &Path) -> FsCtx {

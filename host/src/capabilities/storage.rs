@@ -17,9 +17,6 @@ use wasmtime::component::Resource;
 
 pub use file::FileBackend;
 
-/// Largest chunk one `read` returns.
-const MAX_READ: u32 = 4 << 20;
-
 /// Where a sink's objects live.
 #[derive(Debug)]
 pub enum Backend {
@@ -272,18 +269,7 @@ impl wit::HostObjectWriter for PluginState {
 impl wit::HostObjectReader for PluginState {
     async fn read(&mut self, this: Resource<ObjectReader>, max: u32) -> wasmtime::Result<Result<Vec<u8>, PluginError>> {
         let r = self.table.get_mut(&this)?;
-        let mut buf = vec![0u8; max.min(MAX_READ) as usize];
-        let mut filled = 0;
-        while filled < buf.len() {
-            match r.reader.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Ok(Err(PluginError::Io(format!("reading an object: {e}")))),
-            }
-        }
-        buf.truncate(filled);
-        Ok(Ok(buf))
+        Ok(super::fill(&mut r.reader, max).map_err(|e| PluginError::Io(format!("reading an object: {e}"))))
     }
 
     async fn drop(&mut self, this: Resource<ObjectReader>) -> wasmtime::Result<()> {
