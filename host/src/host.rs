@@ -160,16 +160,18 @@ impl Host {
         Ok(out)
     }
 
-    fn label(inst: &PluginInstance) -> String {
+    /// How an instance is named in logs and errors: `source "docs" (directory)`.
+    pub fn label(inst: &PluginInstance) -> String {
         format!("{} \"{}\" ({})", inst.kind_word(), inst.name, plugin_name(&inst.plugin))
     }
 
-    fn limits(inst: &PluginInstance) -> Limits {
+    /// The runtime limits of an instance, from its `limits` table.
+    pub fn limits(inst: &PluginInstance) -> Limits {
         Limits { memory_bytes: (inst.limits.memory_mb as usize) << 20, call_timeout: inst.limits.call_timeout }
     }
 
     /// Ask the plugin what it wants for its configuration and decide the grants.
-    async fn plan(
+    fn plan(
         &self,
         inst: &PluginInstance,
         validate: Result<Vec<runtime::bindings::Want>, CallError>,
@@ -200,7 +202,7 @@ impl Host {
                 .map_err(|e| e.to_string())?;
         let config = inst.config.to_string();
         let validated = src.validate(&config).await;
-        let granted = self.plan(inst, validated).await?;
+        let granted = self.plan(inst, validated)?;
         src.grant(&granted).map_err(|e| e.to_string())?;
         Ok((src, granted))
     }
@@ -252,7 +254,7 @@ impl Host {
                 .map_err(|e| e.to_string())?;
         let config = inst.config.to_string();
         let validated = snk.validate(&config).await;
-        let granted = self.plan(inst, validated).await?;
+        let granted = self.plan(inst, validated)?;
         snk.grant(&granted).map_err(|e| e.to_string())?;
         Ok((snk, granted))
     }

@@ -84,10 +84,9 @@ async fn describe(
     inst: &orchestrator_config::PluginInstance,
     plugin: &LoadedPlugin,
 ) -> Result<Vec<crate::runtime::bindings::Want>, String> {
-    let label = format!("{} \"{}\"", inst.kind_word(), inst.name);
+    let label = Host::label(inst);
     let config = inst.config.to_string();
-    let limits =
-        Limits { memory_bytes: (inst.limits.memory_mb as usize) << 20, call_timeout: inst.limits.call_timeout };
+    let limits = Host::limits(inst);
     let result = match plugin.world {
         World::Source => match SourceInstance::new(&host.runtime, plugin, &label, Grants::default(), &limits).await {
             Ok(mut s) => s.validate(&config).await,
