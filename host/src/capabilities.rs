@@ -2,8 +2,10 @@
 //! against the plugin's grants. One module per capability holds its state and
 //! policy in plain Rust; the `Host` trait impls are thin glue over it.
 
+pub mod cache;
 pub mod filesystem;
 pub mod log;
+pub mod scratch;
 pub mod secrets;
 pub mod storage;
 

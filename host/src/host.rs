@@ -34,12 +34,17 @@ pub struct Host {
     backends: HashMap<String, Arc<Backend>>,
 }
 
-/// Where compiled plugins are cached, shared by every pipeline.
-pub fn compiled_cache_dir() -> Option<PathBuf> {
+/// `$XDG_CACHE_HOME/orchestrator` (or `~/.cache/orchestrator`).
+fn user_cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("orchestrator").join("compiled"))
+    Some(base.join("orchestrator"))
+}
+
+/// Where compiled plugins are cached, shared by every pipeline.
+pub fn compiled_cache_dir() -> Option<PathBuf> {
+    Some(user_cache_dir()?.join("compiled"))
 }
 
 fn plugin_key(r: &PluginRef) -> String {
@@ -194,8 +199,7 @@ impl Host {
     /// Start a source instance with its grants.
     pub async fn start_source(&self, inst: &PluginInstance) -> Result<(SourceInstance, Granted), String> {
         let secrets = self.resolve_secrets(inst)?;
-        let grants =
-            Grants { read_paths: Vec::new(), secrets: SecretsCtx::new(secrets, Default::default()), storage: None };
+        let grants = Grants { secrets: SecretsCtx::new(secrets, Default::default()), ..Default::default() };
         let mut src =
             SourceInstance::new(&self.runtime, &self.plugin(inst), &Self::label(inst), grants, &Self::limits(inst))
                 .await
@@ -237,6 +241,23 @@ impl Host {
         }
     }
 
+    /// The pipeline's cache directory: `cache_dir`, or
+    /// `$XDG_CACHE_HOME/orchestrator/<pipeline name>`.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.pipeline.cache_dir {
+            return Some(dir.clone());
+        }
+        Some(user_cache_dir()?.join(&self.pipeline.name))
+    }
+
+    /// A sink's local cache (none when there is no cache directory or the sink
+    /// has no target).
+    fn sink_cache(&self, sink: &Sink) -> Option<Backend> {
+        let target = sink.target.as_ref()?;
+        let dir = crate::capabilities::cache::sink_cache_dir(&self.cache_dir()?, &sink.instance.name, target);
+        Backend::from_url(&format!("file://{}", dir.display())).ok()
+    }
+
     /// Start a sink instance for one source, with storage scoped to it.
     pub async fn start_sink(
         &self,
@@ -247,7 +268,9 @@ impl Host {
         let inst = &sink.instance;
         let secrets = self.resolve_secrets(inst)?;
         let storage = backend.map(|b| StorageCtx::new(b, source));
-        let grants = Grants { read_paths: Vec::new(), secrets: SecretsCtx::new(secrets, Default::default()), storage };
+        let cache = self.sink_cache(sink).map(|b| StorageCtx::new(Arc::new(b), source));
+        let grants =
+            Grants { read_paths: Vec::new(), secrets: SecretsCtx::new(secrets, Default::default()), storage, cache };
         let mut snk =
             SinkInstance::new(&self.runtime, &self.plugin(inst), &Self::label(inst), grants, &Self::limits(inst))
                 .await

@@ -29,12 +29,14 @@
 //! The traits are plain Rust and the logic behind them can be tested natively
 //! with `cargo test`; only the export macro and the host imports need the
 //! WebAssembly target. The WIT package in `wit/` is the contract with the host
-//! (`orchestrator:plugin@0.1.1`).
+//! (`orchestrator:plugin@0.1.2`).
 #![warn(missing_docs)]
 
+pub mod cache;
 mod config;
 pub mod fs;
 pub mod log;
+pub mod scratch;
 mod sink;
 mod source;
 pub mod storage;
@@ -68,10 +70,10 @@ pub mod bindings {
             default_bindings_module: "plugin_sdk::bindings::sink",
             additional_derives: [PartialEq],
             with: {
-                "orchestrator:plugin/types@0.1.1": crate::bindings::source::orchestrator::plugin::types,
-                "orchestrator:plugin/log@0.1.1": crate::bindings::source::orchestrator::plugin::log,
-                "orchestrator:plugin/progress@0.1.1": crate::bindings::source::orchestrator::plugin::progress,
-                "orchestrator:plugin/secrets@0.1.1": crate::bindings::source::orchestrator::plugin::secrets,
+                "orchestrator:plugin/types@0.1.2": crate::bindings::source::orchestrator::plugin::types,
+                "orchestrator:plugin/log@0.1.2": crate::bindings::source::orchestrator::plugin::log,
+                "orchestrator:plugin/progress@0.1.2": crate::bindings::source::orchestrator::plugin::progress,
+                "orchestrator:plugin/secrets@0.1.2": crate::bindings::source::orchestrator::plugin::secrets,
             },
         });
     }
@@ -92,7 +94,7 @@ pub mod __private {
 }
 
 /// The version of the WIT package this SDK speaks.
-pub const API_VERSION: &str = "0.1.1";
+pub const API_VERSION: &str = "0.1.2";
 
 /// What a plugin module usually imports.
 pub mod prelude {

@@ -48,6 +48,10 @@ pub struct ObjectWriter {
 }
 
 impl ObjectWriter {
+    pub(crate) fn new(inner: host::ObjectWriter) -> ObjectWriter {
+        ObjectWriter { inner, buf: Vec::with_capacity(WRITE_BUFFER) }
+    }
+
     /// Make the object visible under its name.
     pub fn finish(mut self) -> Result<StoredObject, PluginError> {
         self.flush_buffer()?;
@@ -84,6 +88,12 @@ impl std::io::Write for ObjectWriter {
 /// An object being read; implements [`std::io::Read`].
 pub struct ObjectReader {
     inner: host::ObjectReader,
+}
+
+impl ObjectReader {
+    pub(crate) fn new(inner: host::ObjectReader) -> ObjectReader {
+        ObjectReader { inner }
+    }
 }
 
 impl std::io::Read for ObjectReader {

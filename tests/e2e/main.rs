@@ -5,5 +5,6 @@
 mod cli; // plugin list/inspect, validate, exit codes, config errors
 mod duplicity; // interop with stock duplicity (Debian 0.8.22): each restores what the other wrote
 mod harness; // temp dirs, pipeline files, running the binary
+mod incremental; // chains: deltas, deletions, restore at every time, new chains, retention, the cache
 mod roundtrip; // a tree with odd names, modes, links and fifos through backup and restore
 mod sandbox; // misbehaving plugins fail only their own job

@@ -5,17 +5,20 @@
 //! renamed when complete, so no reader ever sees half an object, and an
 //! interrupted write leaves the older object untouched.
 
+mod encode;
 mod file;
 
 use crate::runtime::bindings::PluginError;
 use crate::runtime::bindings::sink::orchestrator::plugin::storage as wit;
 use crate::runtime::state::PluginState;
-use sha1::{Digest, Sha1};
-use std::io::Write;
 use std::sync::Arc;
 use wasmtime::component::Resource;
 
+pub use encode::{ObjectReader, ObjectWriter};
 pub use file::FileBackend;
+/// Placeholder until OpenPGP lands.
+#[derive(Debug, Default)]
+pub struct KeyRing;
 
 /// Where a sink's objects live.
 #[derive(Debug)]
@@ -43,12 +46,19 @@ impl Backend {
 pub struct StorageCtx {
     backend: Arc<Backend>,
     prefix: String,
+    keys: Arc<KeyRing>,
 }
 
 impl StorageCtx {
     /// Objects of source `prefix` in `backend`.
     pub fn new(backend: Arc<Backend>, prefix: &str) -> StorageCtx {
-        StorageCtx { backend, prefix: prefix.to_string() }
+        StorageCtx { backend, prefix: prefix.to_string(), keys: Arc::default() }
+    }
+
+    /// The same storage, sealing and opening OpenPGP objects with `keys`.
+    pub fn with_keys(mut self, keys: Arc<KeyRing>) -> StorageCtx {
+        self.keys = keys;
+        self
     }
 
     fn full_name(&self, name: &str) -> Result<String, PluginError> {
@@ -65,33 +75,20 @@ impl StorageCtx {
 
     /// Start writing an object, encoded on its way to the backend.
     pub fn put(&self, name: &str, encoding: &wit::Encoding) -> Result<ObjectWriter, PluginError> {
-        check_encoding(encoding)?;
         let full = self.full_name(name)?;
         let sink = match &*self.backend {
             Backend::File(b) => b.put(&full)?,
         };
-        let stored = Hashing { sink, hash: Sha1::new(), size: 0 };
-        let out = match encoding {
-            wit::Encoding::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(stored, flate2::Compression::new(6))),
-            _ => Encoder::Plain(stored),
-        };
-        Ok(ObjectWriter { name: name.to_string(), out: Some(out) })
+        ObjectWriter::start(name, sink, encoding, &self.keys)
     }
 
     /// Read an object, decoded on its way out.
     pub fn get(&self, name: &str, encoding: &wit::Encoding) -> Result<ObjectReader, PluginError> {
-        check_encoding(encoding)?;
         let full = self.full_name(name)?;
         let raw = match &*self.backend {
             Backend::File(b) => b.get(&full)?,
         };
-        let reader: Box<dyn std::io::Read + Send + Sync> = match encoding {
-            wit::Encoding::Gzip => {
-                Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, raw)))
-            }
-            _ => raw,
-        };
-        Ok(ObjectReader { reader })
+        ObjectReader::start(raw, encoding, &self.keys)
     }
 
     /// Remove an object; a missing one is fine.
@@ -116,82 +113,12 @@ fn check_name(name: &str) -> Result<(), PluginError> {
     Ok(())
 }
 
-fn check_encoding(encoding: &wit::Encoding) -> Result<(), PluginError> {
-    match encoding {
-        wit::Encoding::None | wit::Encoding::Gzip => Ok(()),
-        wit::Encoding::Openpgp(_) => {
-            Err(PluginError::Unsupported("OpenPGP sealing is not available in this build of orchestrator yet".into()))
-        }
-    }
-}
-
 /// The part of an object write a backend provides.
 pub trait ObjectSink: Send + Sync {
     /// Append bytes.
     fn write(&mut self, data: &[u8]) -> Result<(), PluginError>;
     /// Make the object visible under its final name.
     fn commit(self: Box<Self>) -> Result<(), PluginError>;
-}
-
-/// The stored bytes of an object: passed to the backend, hashed and counted,
-/// so the SHA-1 a sink records is of exactly what the target holds.
-struct Hashing {
-    sink: Box<dyn ObjectSink>,
-    hash: Sha1,
-    size: u64,
-}
-
-impl Write for Hashing {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.sink.write(data).map_err(|e| std::io::Error::other(e.describe()))?;
-        self.hash.update(data);
-        self.size += data.len() as u64;
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-enum Encoder {
-    Plain(Hashing),
-    Gzip(flate2::write::GzEncoder<Hashing>),
-}
-
-/// An object being written for a plugin.
-pub struct ObjectWriter {
-    name: String,
-    out: Option<Encoder>,
-}
-
-impl ObjectWriter {
-    fn write(&mut self, data: &[u8]) -> Result<(), PluginError> {
-        let result = match self.out.as_mut() {
-            Some(Encoder::Plain(h)) => h.write_all(data),
-            Some(Encoder::Gzip(gz)) => gz.write_all(data),
-            None => return Err(PluginError::Other("object already finished".into())),
-        };
-        result.map_err(|e| PluginError::Io(format!("writing {}: {e}", self.name)))
-    }
-
-    fn finish(&mut self) -> Result<wit::StoredObject, PluginError> {
-        let stored = match self.out.take() {
-            Some(Encoder::Plain(h)) => h,
-            Some(Encoder::Gzip(gz)) => {
-                gz.finish().map_err(|e| PluginError::Io(format!("writing {}: {e}", self.name)))?
-            }
-            None => return Err(PluginError::Other("object already finished".into())),
-        };
-        let Hashing { sink, hash, size } = stored;
-        sink.commit()?;
-        Ok(wit::StoredObject { name: self.name.clone(), size, sha1: hex::encode(hash.finalize()) })
-    }
-}
-
-/// An object being read for a plugin.
-pub struct ObjectReader {
-    reader: Box<dyn std::io::Read + Send + Sync>,
 }
 
 impl PluginState {
@@ -268,8 +195,7 @@ impl wit::HostObjectWriter for PluginState {
 
 impl wit::HostObjectReader for PluginState {
     async fn read(&mut self, this: Resource<ObjectReader>, max: u32) -> wasmtime::Result<Result<Vec<u8>, PluginError>> {
-        let r = self.table.get_mut(&this)?;
-        Ok(super::fill(&mut r.reader, max).map_err(|e| PluginError::Io(format!("reading an object: {e}"))))
+        Ok(self.table.get_mut(&this)?.read(max))
     }
 
     async fn drop(&mut self, this: Resource<ObjectReader>) -> wasmtime::Result<()> {
@@ -281,6 +207,7 @@ impl wit::HostObjectReader for PluginState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha1::{Digest, Sha1};
 
     #[test]
     fn names_must_be_plain_and_relative() {
@@ -348,9 +275,6 @@ mod tests {
         std::io::Read::read_to_end(&mut ctx.get("v.gz", &wit::Encoding::Gzip).unwrap().reader, &mut back).unwrap();
         assert_eq!(back, data);
         let keys = wit::OpenpgpKeys { passphrase: Some("passphrase".into()), recipients: None, secret_key: None };
-        assert!(matches!(
-            ctx.put("x.gpg", &wit::Encoding::Openpgp(keys)).map(|_| ()),
-            Err(PluginError::Unsupported(_))
-        ));
+        assert!(matches!(ctx.put("x.gpg", &wit::Encoding::Openpgp(keys)).map(|_| ()), Err(PluginError::Config(_))));
     }
 }

@@ -30,6 +30,7 @@ pub mod sink {
             "orchestrator:plugin/secrets": super::source::orchestrator::plugin::secrets,
             "orchestrator:plugin/storage.object-writer": crate::capabilities::storage::ObjectWriter,
             "orchestrator:plugin/storage.object-reader": crate::capabilities::storage::ObjectReader,
+            "orchestrator:plugin/scratch.scratch-file": crate::capabilities::scratch::ScratchFile,
         },
     });
 }

@@ -33,6 +33,8 @@ pub struct Grants {
     pub secrets: SecretsCtx,
     /// Where a sink stores objects.
     pub storage: Option<StorageCtx>,
+    /// A sink's local cache directory.
+    pub cache: Option<StorageCtx>,
 }
 
 /// The store data of one plugin instance.
@@ -44,6 +46,7 @@ pub struct PluginState {
     pub(crate) secrets: SecretsCtx,
     pub(crate) fs: Option<FsCtx>,
     pub(crate) storage: Option<StorageCtx>,
+    pub(crate) cache: Option<StorageCtx>,
 }
 
 impl PluginState {
@@ -65,6 +68,7 @@ impl PluginState {
             secrets: grants.secrets,
             fs,
             storage: grants.storage,
+            cache: grants.cache,
         })
     }
 

@@ -2,27 +2,33 @@
 
 mod backup;
 mod reader;
+mod store;
 
-use crate::format::collection::{Collection, Set};
-use crate::format::manifest::Manifest;
+use crate::format::collection::{Chain as DupChain, Collection, Set, SetTime};
+use crate::format::entries::{Collated, SigSource, SigTar};
+use backup::SetKindTimes;
 use plugin_sdk::prelude::*;
 use plugin_sdk::storage;
 use serde::Deserialize;
-use std::io::Read;
+use std::io::{BufReader, Read};
+use store::Sealing;
 
 /// The sink's table in the pipeline file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// `none` (gzip volumes, as duplicity's `--no-encryption`) today;
-    /// `symmetric` and `public-key` are coming.
+    /// `symmetric` (passphrase), `public-key` (recipients) or `none` (gzip
+    /// volumes, as duplicity's `--no-encryption`).
     pub encryption: String,
-    /// Passphrase for `symmetric`.
+    /// Passphrase: seals and opens `symmetric` archives, unlocks `secret_key`.
     pub passphrase: Option<Secret>,
-    /// Armored public keys for `public-key`.
+    /// Files with the recipients' armored public keys, for `public-key`.
     #[serde(default)]
     pub recipients: Vec<String>,
-    /// Start a new chain when the last full set is older than this.
+    /// An armored secret key, to read `public-key` archives back.
+    pub secret_key: Option<Secret>,
+    /// Start a new chain when the chain's full set is older than this
+    /// (duplicity's syntax: `7D`, `2W`, `1M`, `12h`).
     pub full_if_older_than: Option<String>,
     /// Target size of a volume.
     #[serde(default = "default_volsize")]
@@ -35,16 +41,50 @@ fn default_volsize() -> u64 {
     200
 }
 
+/// duplicity's interval syntax: one or more `<number><unit>`, units `s`,
+/// `m`, `h`, `D`, `W`, `M` (30 days), `Y` (365 days); lowercase `d`, `w`, `y`
+/// too.
+fn parse_interval(s: &str) -> Option<i64> {
+    let mut total = 0i64;
+    let mut digits = String::new();
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: i64 = std::mem::take(&mut digits).parse().ok()?;
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'D' | 'd' => 86_400,
+            'W' | 'w' => 7 * 86_400,
+            'M' => 30 * 86_400,
+            'Y' | 'y' => 365 * 86_400,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+    }
+    (digits.is_empty() && total > 0).then_some(total)
+}
+
 impl Config {
     fn check(&self) -> Result<(), PluginError> {
         match self.encryption.as_str() {
             "none" => {}
-            "symmetric" | "public-key" => {
-                return Err(PluginError::Unsupported(format!(
-                    "encryption: `{}` is not supported by this build yet; use encryption = \"none\"",
-                    self.encryption
-                )));
+            "symmetric" if self.passphrase.is_none() => {
+                return Err(PluginError::Config(
+                    "passphrase: encryption = \"symmetric\" needs a passphrase, e.g. passphrase = { env = \"BACKUP_PASSPHRASE\" }"
+                        .into(),
+                ));
             }
+            "symmetric" => {}
+            "public-key" if self.recipients.is_empty() => {
+                return Err(PluginError::Config(
+                    "recipients: encryption = \"public-key\" needs at least one file with an armored public key".into(),
+                ));
+            }
+            "public-key" => {}
             other => {
                 return Err(PluginError::Config(format!(
                     "encryption: unknown value `{other}` (expected symmetric, public-key or none)"
@@ -57,6 +97,13 @@ impl Config {
                 self.volsize_mb
             )));
         }
+        if let Some(f) = &self.full_if_older_than
+            && parse_interval(f).is_none()
+        {
+            return Err(PluginError::Config(format!(
+                "full_if_older_than: `{f}` is not an interval (examples: 7D, 2W, 1M, 12h)"
+            )));
+        }
         Ok(())
     }
 }
@@ -64,43 +111,60 @@ impl Config {
 /// The plugin.
 pub struct DuplicitySink;
 
-fn collection() -> Result<(Collection, std::collections::HashMap<String, u64>), PluginError> {
-    let objects = storage::list()?;
-    let sizes = objects.iter().map(|o| (o.name.clone(), o.size)).collect();
-    let c = Collection::from_names(objects.iter().map(|o| o.name.as_str()));
-    Ok((c, sizes))
-}
-
-/// Open an object as its name says it is stored: `.gz` decompressed by the
-/// host, `.gpg` (not yet) decrypted, anything else as it is.
-fn open_object(name: &str) -> Result<storage::ObjectReader, PluginError> {
-    match crate::format::names::parse(name) {
-        Some(p) if p.encrypted => Err(PluginError::Unsupported(format!(
-            "{name} is encrypted; this build of the duplicity sink cannot open OpenPGP archives yet"
-        ))),
-        Some(p) if p.compressed => storage::get_decoded(name, &storage::Encoding::Gzip),
-        _ => storage::get(name),
-    }
-}
-
-fn read_object(name: &str) -> Result<Vec<u8>, PluginError> {
-    let mut v = Vec::new();
-    open_object(name)?.read_to_end(&mut v).map_err(PluginError::from_io)?;
-    Ok(v)
-}
-
-fn manifest_of(set: &Set) -> Result<Manifest, PluginError> {
-    let name = set.manifest.as_ref().ok_or_else(|| PluginError::Corrupt("a set without a manifest".into()))?;
-    Manifest::parse(&read_object(name)?).map_err(|e| PluginError::Corrupt(format!("{name}: {e}")))
-}
-
 fn describe(set: &Set, sizes: &std::collections::HashMap<String, u64>) -> BackupSet {
     let kind = match set.time {
-        crate::format::collection::SetTime::Full(_) => SetKind::Full,
-        crate::format::collection::SetTime::Inc(..) => SetKind::Incremental,
+        SetTime::Full(_) => SetKind::Full,
+        SetTime::Inc(..) => SetKind::Incremental,
     };
     let size = set.names().map(|n| sizes.get(n).copied().unwrap_or(0)).sum();
     BackupSet { kind, time: set.time.end(), volumes: set.volumes.len() as u32, size, changed_entries: None }
+}
+
+/// The chain's state at its end, from its sigtars (cached or remote).
+fn chain_state(sealing: &Sealing, chain: &DupChain) -> Result<Collated, PluginError> {
+    let mut sources: Vec<Box<dyn SigSource>> = Vec::new();
+    for set in chain.sets() {
+        let reader = store::signatures_of(sealing, set)?;
+        sources.push(Box::new(SigTar::new(BufReader::with_capacity(1 << 20, reader))));
+    }
+    Collated::new(sources).map_err(|e| PluginError::Corrupt(format!("the chain's signatures cannot be read: {e}")))
+}
+
+/// Full or incremental, and why.
+fn plan(
+    config: &Config,
+    sealing: &Sealing,
+    context: &BackupContext,
+    c: &Collection,
+) -> Result<(SetKindTimes, Option<Collated>), PluginError> {
+    let full = (SetKindTimes::Full { time: context.time }, None);
+    let Some(chain) = c.latest() else { return Ok(full) };
+    if context.force_full {
+        plugin_sdk::info!("starting a new chain: a full backup was asked for");
+        return Ok(full);
+    }
+    if let Some(age) = config.full_if_older_than.as_deref().and_then(parse_interval)
+        && chain.full.time.end() + age <= context.time
+    {
+        plugin_sdk::info!(
+            "starting a new chain: the last full backup is older than {}",
+            config.full_if_older_than.as_deref().unwrap_or_default()
+        );
+        return Ok(full);
+    }
+    match chain_state(sealing, chain) {
+        Ok(old) => Ok((SetKindTimes::Inc { start: chain.end(), end: context.time }, Some(old))),
+        Err(e) => {
+            // Without the chain's signatures an incremental cannot know what
+            // changed; a new chain is the safe way on.
+            plugin_sdk::warn!(
+                "starting a new chain: the signatures of the current one cannot be read ({}); with public-key \
+                 encryption, keep the cache directory or set secret_key so incrementals can continue",
+                e.message()
+            );
+            Ok(full)
+        }
+    }
 }
 
 impl Sink for DuplicitySink {
@@ -119,15 +183,17 @@ impl Sink for DuplicitySink {
 
     fn begin_backup(config: Config, context: BackupContext) -> Result<backup::DupBackup, PluginError> {
         config.check()?;
+        let sealing = Sealing::of(&config);
         // An interrupted run left objects of a set without a manifest: they
         // belong to no backup, so remove them before writing a new set.
-        let (c, _) = collection()?;
+        let (c, _) = store::collection()?;
         for set in &c.incomplete {
             for name in set.names() {
                 plugin_sdk::info!("removing {name}, left over by an interrupted run");
                 storage::delete(name)?;
             }
         }
+        store::reconcile_cache(&c);
         if let Some(latest) = c.latest()
             && latest.end() >= context.time
         {
@@ -136,11 +202,13 @@ impl Sink for DuplicitySink {
                 context.source_name
             )));
         }
-        backup::DupBackup::new(context.time, config.volsize_mb << 20)
+        let (set, old) = plan(&config, &sealing, &context, &c)?;
+        backup::DupBackup::new(set, sealing, config.volsize_mb << 20, old)
     }
 
-    fn open_reader(_config: Config, request: ReadRequest) -> Result<reader::DupReader, PluginError> {
-        let (c, _) = collection()?;
+    fn open_reader(config: Config, request: ReadRequest) -> Result<reader::DupReader, PluginError> {
+        let sealing = Sealing::of(&config);
+        let (c, _) = store::collection()?;
         let time = request.time.unwrap_or(i64::MAX);
         let chain = c.chain_at(time).ok_or_else(|| {
             PluginError::NotFound(format!(
@@ -148,28 +216,16 @@ impl Sink for DuplicitySink {
                 request.source_name
             ))
         })?;
-        let sets = chain.sets_at(time);
-        if sets.len() > 1 {
-            return Err(PluginError::Unsupported("reading incremental sets is not supported by this build yet".into()));
-        }
-        let manifest = manifest_of(sets[0])?;
-        let volumes = manifest
-            .volumes
-            .iter()
-            .map(|v| {
-                sets[0].volumes.get(&v.number).cloned().ok_or_else(|| {
-                    PluginError::Corrupt(format!(
-                        "volume {} listed in the manifest is missing from the target",
-                        v.number
-                    ))
-                })
-            })
+        let sets = chain
+            .sets_at(time)
+            .into_iter()
+            .map(|set| store::volumes_of(&sealing, set))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(reader::DupReader::new(volumes, request.path))
+        reader::DupReader::new(&sealing, sets, request.path, request.with_content)
     }
 
     fn status(_config: Config, _source: &str) -> Result<SourceStatus, PluginError> {
-        let (c, sizes) = collection()?;
+        let (c, sizes) = store::collection()?;
         let chains =
             c.chains.iter().map(|ch| Chain { sets: ch.sets().map(|s| describe(s, &sizes)).collect() }).collect();
         let mut notes = Vec::new();
@@ -188,60 +244,34 @@ impl Sink for DuplicitySink {
         Ok(SourceStatus { chains, notes })
     }
 
-    fn verify(_config: Config, _source: &str) -> Result<VerifyReport, PluginError> {
-        use sha1::Digest;
-        let (c, _) = collection()?;
+    fn verify(config: Config, _source: &str) -> Result<VerifyReport, PluginError> {
+        let sealing = Sealing::of(&config);
+        let (c, _) = store::collection()?;
         let mut report = VerifyReport { objects_checked: 0, entries_checked: 0, problems: Vec::new() };
-        for set in c.chains.iter().flat_map(|ch| ch.sets()) {
-            let manifest = match manifest_of(set) {
-                Ok(m) => m,
-                Err(e) => {
-                    report.problems.push(format!("{e:?}"));
-                    continue;
-                }
-            };
-            for v in &manifest.volumes {
-                let Some(name) = set.volumes.get(&v.number) else {
-                    report.problems.push(format!(
-                        "volume {} of the set at {} is missing",
-                        v.number,
-                        crate::format::time::to_string(set.time.end())
-                    ));
-                    continue;
-                };
-                let mut hash = sha1::Sha1::new();
-                let mut object = storage::get(name)?;
-                let mut buf = vec![0u8; 1 << 20];
-                loop {
-                    let n = object.read(&mut buf).map_err(PluginError::from_io)?;
-                    if n == 0 {
-                        break;
+        for chain in &c.chains {
+            let mut readable = true;
+            for set in chain.sets() {
+                let when = crate::format::time::to_string(set.time.end());
+                match verify_set(&sealing, set) {
+                    Ok(checked) => report.objects_checked += checked,
+                    Err(problems) => {
+                        readable = false;
+                        report.problems.extend(problems.into_iter().map(|p| format!("set at {when}: {p}")));
                     }
-                    hash.update(&buf[..n]);
-                }
-                report.objects_checked += 1;
-                let got: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
-                if v.sha1.as_deref() != Some(got.as_str()) {
-                    report.problems.push(format!("{name}: SHA-1 {got} does not match the manifest"));
                 }
             }
-            if matches!(set.time, crate::format::collection::SetTime::Full(_)) {
-                let names: Vec<String> =
-                    manifest.volumes.iter().filter_map(|v| set.volumes.get(&v.number).cloned()).collect();
-                let mut r = reader::DupReader::new(names, None);
-                loop {
-                    match plugin_sdk::Reader::next(&mut r) {
-                        Ok(Some(_)) => {
-                            report.entries_checked += 1;
-                            while !plugin_sdk::Reader::read(&mut r, 1 << 20)?.is_empty() {}
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            report.problems.push(format!("reading the set back failed: {e:?}"));
-                            break;
-                        }
-                    }
-                }
+            if !readable {
+                continue;
+            }
+            // Reading the chain at its end decodes every volume of every set
+            // and applies every delta.
+            match read_all(&sealing, chain) {
+                Ok(n) => report.entries_checked += n,
+                Err(e) => report.problems.push(format!(
+                    "reading the chain of {} back failed: {}",
+                    crate::format::time::to_string(chain.full.time.end()),
+                    e.message()
+                )),
             }
         }
         Ok(report)
@@ -249,7 +279,7 @@ impl Sink for DuplicitySink {
 
     fn prune(config: Config, _source: &str) -> Result<Vec<String>, PluginError> {
         let Some(keep) = config.keep_full else { return Ok(Vec::new()) };
-        let (c, _) = collection()?;
+        let (c, _) = store::collection()?;
         let excess = c.chains.len().saturating_sub(keep.max(1) as usize);
         let mut removed = Vec::new();
         // Whole chains only, oldest first: no kept set depends on them.
@@ -266,5 +296,81 @@ impl Sink for DuplicitySink {
             }
         }
         Ok(removed)
+    }
+}
+
+/// Check a set's volumes against the SHA-1s in its manifest, and that its
+/// signatures decode; returns the number of objects checked.
+fn verify_set(sealing: &Sealing, set: &Set) -> Result<u32, Vec<String>> {
+    use sha1::Digest;
+    let manifest = store::manifest_of(sealing, set).map_err(|e| vec![e.message().to_string()])?;
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for v in &manifest.volumes {
+        let Some(name) = set.volumes.get(&v.number) else {
+            problems.push(format!("volume {} is missing", v.number));
+            continue;
+        };
+        let mut hash = sha1::Sha1::new();
+        let hashed = storage::get(name).and_then(|mut object| {
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = object.read(&mut buf).map_err(PluginError::from_io)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                hash.update(&buf[..n]);
+            }
+        });
+        if let Err(e) = hashed {
+            problems.push(format!("{name}: {}", e.message()));
+            continue;
+        }
+        checked += 1;
+        let got: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        if v.sha1.as_deref().is_some_and(|want| want != got) {
+            problems.push(format!("{name}: SHA-1 {got} does not match the manifest"));
+        }
+    }
+    if set.signatures.is_some() {
+        let read = store::signatures_of(sealing, set).and_then(|r| {
+            let mut sigs = SigTar::new(BufReader::new(r));
+            while sigs.next_entry().map_err(|e| PluginError::Corrupt(e.to_string()))?.is_some() {}
+            Ok(())
+        });
+        match read {
+            Ok(()) => checked += 1,
+            Err(e) => problems.push(format!("signatures: {}", e.message())),
+        }
+    }
+    if problems.is_empty() { Ok(checked) } else { Err(problems) }
+}
+
+/// Read a whole chain at its end, content included; returns the entries.
+fn read_all(sealing: &Sealing, chain: &DupChain) -> Result<u64, PluginError> {
+    let sets = chain.sets().map(|s| store::volumes_of(sealing, s)).collect::<Result<Vec<_>, _>>()?;
+    let mut r = reader::DupReader::new(sealing, sets, None, true)?;
+    let mut entries = 0;
+    while plugin_sdk::Reader::next(&mut r)?.is_some() {
+        entries += 1;
+        while !plugin_sdk::Reader::read(&mut r, 1 << 20)?.is_empty() {}
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_interval;
+
+    #[test]
+    fn intervals_in_duplicitys_syntax() {
+        assert_eq!(parse_interval("7D"), Some(7 * 86_400));
+        assert_eq!(parse_interval("2W3D"), Some(17 * 86_400));
+        assert_eq!(parse_interval("12h"), Some(12 * 3600));
+        assert_eq!(parse_interval("1M"), Some(30 * 86_400));
+        assert_eq!(parse_interval("30m"), Some(1800));
+        for bad in ["", "7", "D", "7X", "0D", "-1D"] {
+            assert_eq!(parse_interval(bad), None, "{bad}");
+        }
     }
 }

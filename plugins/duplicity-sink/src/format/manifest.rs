@@ -93,7 +93,7 @@ impl Manifest {
         out.extend_from_slice(format!("Filelist {}\n", self.files.len()).as_bytes());
         for (change, path) in &self.files {
             out.extend_from_slice(format!("    {:<7}  ", change.word()).as_bytes());
-            out.extend_from_slice(&quote(path));
+            out.extend_from_slice(&index(path));
             out.push(b'\n');
         }
         out
@@ -166,8 +166,10 @@ impl Manifest {
                         b"deleted" => Change::Deleted,
                         _ => continue,
                     };
-                    let path = fields.get(1).and_then(|p| unquote(p)).ok_or("a badly quoted file list path")?;
-                    m.files.push((change, path));
+                    // Restore never needs the file list: a line we cannot read
+                    // is skipped, not a reason to refuse the set.
+                    let Some(path) = fields.get(1).and_then(|p| unquote(p)) else { continue };
+                    m.files.push((change, if path == b"." { Vec::new() } else { path }));
                 }
                 _ => {}
             }
@@ -244,9 +246,14 @@ mod tests {
             hostname: None,
             localdir: None,
             volumes: vec![Volume { number: 1, start: (vec![], None), end: (vec![], None), sha1: Some("0".repeat(40)) }],
-            files: vec![],
+            files: vec![(Change::Changed, vec![]), (Change::Deleted, b"gone".to_vec())],
         };
         let bytes = empty.to_bytes();
+        assert!(
+            bytes.ends_with(b"Filelist 2\n    changed  .\n    deleted  gone\n"),
+            "{}",
+            String::from_utf8_lossy(&bytes)
+        );
         assert!(bytes.starts_with(b"Volume 1:\n    StartingPath   .  \n    EndingPath     .  \n"));
         assert_eq!(Manifest::parse(&bytes).unwrap(), empty);
         assert!(Manifest::parse(b"Volume 1:\n    EndingPath . \n").unwrap_err().contains("StartingPath"));

@@ -1,18 +1,65 @@
-//! A full set being written: volumes, then the sigtar, then the manifest,
-//! the order duplicity uploads in (the manifest is the commit marker).
+//! A set being written: volumes, then the sigtar, then the manifest, the
+//! order duplicity uploads in (the manifest is the commit marker).
+//!
+//! A full set stores every entry. An incremental walks the source against
+//! the chain's merged signatures (spec §4.4): an unchanged entry is neither
+//! read nor written, a changed regular file is an rsync delta against its
+//! old signature, anything else new or changed is a snapshot, and every old
+//! path the source no longer has gets a `deleted/` entry.
 
+use super::store::{MetadataWriter, Sealing};
+use crate::format::delta::DeltaWriter;
 use crate::format::difftar::{DiffTarWriter, VolumeStore};
+use crate::format::entries::{Collated, SigEntry, Signed, cmp_index};
 use crate::format::manifest::{Change, Manifest};
-use crate::format::names::{Encoding, Kind, name};
+use crate::format::names::{Kind, name};
 use crate::format::signature::SignatureWriter;
 use crate::format::tarentry::{Prefix, TarKind, TarMeta, entry_name, footer, padding, write_header};
 use plugin_sdk::prelude::*;
-use plugin_sdk::storage::{self, Encoding as Stored, ObjectWriter};
+use plugin_sdk::storage::{self, ObjectWriter};
+use std::cmp::Ordering;
 use std::io::{self, Write};
 
-/// Volumes of one full set, stored through the host.
+/// Full or incremental, with the times that name the set.
+#[derive(Debug, Clone, Copy)]
+pub enum SetKindTimes {
+    /// A full set at `time`.
+    Full { time: i64 },
+    /// An incremental from the chain's end `start` to `end`.
+    Inc { start: i64, end: i64 },
+}
+
+impl SetKindTimes {
+    fn volume(self, volume: u32) -> Kind {
+        match self {
+            SetKindTimes::Full { time } => Kind::FullVolume { time, volume },
+            SetKindTimes::Inc { start, end } => Kind::IncVolume { start, end, volume },
+        }
+    }
+    fn manifest(self) -> Kind {
+        match self {
+            SetKindTimes::Full { time } => Kind::FullManifest { time },
+            SetKindTimes::Inc { start, end } => Kind::IncManifest { start, end },
+        }
+    }
+    fn signatures(self) -> Kind {
+        match self {
+            SetKindTimes::Full { time } => Kind::FullSignatures { time },
+            SetKindTimes::Inc { start, end } => Kind::NewSignatures { start, end },
+        }
+    }
+    fn time(self) -> i64 {
+        match self {
+            SetKindTimes::Full { time } => time,
+            SetKindTimes::Inc { end, .. } => end,
+        }
+    }
+}
+
+/// Volumes of one set, stored through the host.
 pub struct Volumes {
-    time: i64,
+    set: SetKindTimes,
+    sealing: Sealing,
     /// Bytes stored in the volumes so far.
     bytes: u64,
 }
@@ -21,10 +68,9 @@ impl VolumeStore for Volumes {
     type Writer = ObjectWriter;
 
     fn open(&mut self, number: u32) -> io::Result<ObjectWriter> {
-        // Without encryption duplicity gzips volumes and signatures; the host
-        // compresses natively on the way to storage.
-        let object = name(&Kind::FullVolume { time: self.time, volume: number }, Encoding::Gzip);
-        storage::put_encoded(&object, &Stored::Gzip).map_err(PluginError::into_io)
+        // gzip or OpenPGP is done by the host natively on the way to storage.
+        let object = name(&self.set.volume(number), self.sealing.suffix());
+        storage::put_encoded(&object, &self.sealing.data()).map_err(PluginError::into_io)
     }
 
     fn close(&mut self, _number: u32, writer: ObjectWriter) -> io::Result<String> {
@@ -55,41 +101,87 @@ fn tar_meta(meta: &Metadata) -> Option<TarMeta> {
     })
 }
 
+/// duplicity's `ROPath.__eq__` (spec §4.4): what makes an entry unchanged.
+/// Size is not compared, as in duplicity: a rewrite that keeps the mtime is
+/// not seen by either.
+fn unchanged(old: &TarMeta, new: &TarMeta) -> bool {
+    if old.kind != new.kind {
+        return false;
+    }
+    let owner_mode = old.mode == new.mode && old.uid == new.uid && old.gid == new.gid;
+    match new.kind {
+        TarKind::Regular | TarKind::Directory | TarKind::Fifo => owner_mode && old.mtime == new.mtime.max(0),
+        TarKind::Symlink => old.link_target == new.link_target,
+        TarKind::CharDevice | TarKind::BlockDevice => owner_mode && old.device == new.device,
+    }
+}
+
+/// How the content of the current file is stored.
+enum Encoder {
+    Snapshot,
+    Delta(DeltaWriter),
+}
+
 /// The file whose content is arriving.
 struct Current {
     path: Vec<u8>,
     meta: TarMeta,
     signature: SignatureWriter,
+    encoder: Encoder,
+    change: Change,
     written: u64,
 }
 
-/// A backup in progress.
+/// A set being written.
 pub struct DupBackup {
-    time: i64,
+    set: SetKindTimes,
+    sealing: Sealing,
     volumes: DiffTarWriter<Volumes>,
-    sigtar: ObjectWriter,
+    sigtar: MetadataWriter,
     sigtar_len: u64,
+    /// The chain's state before this run (incrementals only).
+    old: Option<Collated>,
+    old_head: Option<SigEntry>,
     current: Option<Current>,
     files: Vec<(Change, Vec<u8>)>,
-    entries: u64,
+    changed: u64,
+    delta_buf: Vec<u8>,
 }
 
 fn io(e: io::Error) -> PluginError {
     PluginError::from_io(e)
 }
 
+fn corrupt_sigs(e: io::Error) -> PluginError {
+    PluginError::Corrupt(format!("the chain's signatures cannot be read: {e}"))
+}
+
 impl DupBackup {
-    /// Start the full set taken at `time`.
-    pub fn new(time: i64, volsize: u64) -> Result<DupBackup, PluginError> {
-        let sigtar = storage::put_encoded(&name(&Kind::FullSignatures { time }, Encoding::Gzip), &Stored::Gzip)?;
+    /// Start a set: a full one when `old` is `None`, else an incremental
+    /// against the chain state `old`.
+    pub fn new(
+        set: SetKindTimes,
+        sealing: Sealing,
+        volsize: u64,
+        mut old: Option<Collated>,
+    ) -> Result<DupBackup, PluginError> {
+        let sigtar = MetadataWriter::put(&sealing, &set.signatures())?;
+        let old_head = match old.as_mut() {
+            Some(o) => o.next_entry().map_err(corrupt_sigs)?,
+            None => None,
+        };
         Ok(DupBackup {
-            time,
-            volumes: DiffTarWriter::new(Volumes { time, bytes: 0 }, volsize),
+            set,
+            volumes: DiffTarWriter::new(Volumes { set, sealing: sealing.clone(), bytes: 0 }, volsize),
+            sealing,
             sigtar,
             sigtar_len: 0,
+            old,
+            old_head,
             current: None,
             files: Vec::new(),
-            entries: 0,
+            changed: 0,
+            delta_buf: Vec::new(),
         })
     }
 
@@ -101,22 +193,75 @@ impl DupBackup {
         self.sigtar_len += bytes.len() as u64;
         self.sigtar.write_all(&bytes).map_err(io)
     }
+
+    fn advance_old(&mut self) -> Result<Option<SigEntry>, PluginError> {
+        let next = match self.old.as_mut() {
+            Some(o) => o.next_entry().map_err(corrupt_sigs)?,
+            None => None,
+        };
+        Ok(std::mem::replace(&mut self.old_head, next))
+    }
+
+    /// Record as deleted every old path that sorts before `path` (all of
+    /// them when `None`), and return the old entry at `path` if there is one.
+    fn catch_up(&mut self, path: Option<&[u8]>) -> Result<Option<SigEntry>, PluginError> {
+        while let Some(head) = &self.old_head {
+            let order = path.map_or(Ordering::Less, |p| cmp_index(&head.path, p));
+            match order {
+                Ordering::Less => {
+                    let gone = self.advance_old()?.expect("a head");
+                    self.volumes.add(Prefix::Deleted, &gone.path, &TarMeta::deleted()).map_err(io)?;
+                    let sig_name = entry_name(Prefix::Deleted, &gone.path, false, true);
+                    self.sigtar_entry(&sig_name, &TarMeta::deleted(), &[])?;
+                    self.files.push((Change::Deleted, gone.path));
+                    self.changed += 1;
+                }
+                Ordering::Equal => return self.advance_old(),
+                Ordering::Greater => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
 }
 
 impl plugin_sdk::Backup for DupBackup {
     fn add(&mut self, entry: Entry) -> Result<bool, PluginError> {
+        // Sockets are never stored; an old entry at a socket's path is
+        // recorded as deleted when the walk passes it.
         let Some(meta) = tar_meta(&entry.meta) else { return Ok(false) };
-        self.entries += 1;
+        let old = self.catch_up(Some(&entry.path))?;
+        if let Some(old) = &old
+            && unchanged(&old.meta, &meta)
+        {
+            return Ok(false);
+        }
+        self.changed += 1;
+        let change = if old.is_some() { Change::Changed } else { Change::New };
         if meta.kind == TarKind::Regular {
-            self.volumes.begin_file(&entry.path, false, meta.clone());
-            self.current =
-                Some(Current { signature: SignatureWriter::new(entry.meta.size), path: entry.path, meta, written: 0 });
+            let encoder = match old.map(|o| o.signed) {
+                Some(Signed::File(sig)) => Encoder::Delta(
+                    DeltaWriter::new(sig).map_err(|e| PluginError::Corrupt(format!("the chain's signatures: {e}")))?,
+                ),
+                _ => Encoder::Snapshot,
+            };
+            self.volumes.begin_file(&entry.path, matches!(encoder, Encoder::Delta(_)), meta.clone());
+            self.current = Some(Current {
+                signature: SignatureWriter::new(entry.meta.size),
+                path: entry.path,
+                meta,
+                encoder,
+                change,
+                written: 0,
+            });
             return Ok(true);
         }
         self.volumes.add(Prefix::Snapshot, &entry.path, &meta).map_err(io)?;
         let is_dir = meta.kind == TarKind::Directory;
         let sig_name = entry_name(Prefix::Snapshot, &entry.path, is_dir, true);
         self.sigtar_entry(&sig_name, &meta, &[])?;
+        if self.old.is_some() {
+            self.files.push((change, entry.path));
+        }
         Ok(false)
     }
 
@@ -124,7 +269,15 @@ impl plugin_sdk::Backup for DupBackup {
         let current = self.current.as_mut().ok_or_else(|| PluginError::Other("content without a file".into()))?;
         current.signature.update(data);
         current.written += data.len() as u64;
-        self.volumes.write(data).map_err(io)
+        match &mut current.encoder {
+            Encoder::Snapshot => self.volumes.write(data).map_err(io),
+            Encoder::Delta(delta) => {
+                delta.update(data, &mut self.delta_buf).map_err(io)?;
+                let result = self.volumes.write(&self.delta_buf).map_err(io);
+                self.delta_buf.clear();
+                result
+            }
+        }
     }
 
     fn end_entry(&mut self, status: ContentStatus) -> Result<(), PluginError> {
@@ -134,32 +287,63 @@ impl plugin_sdk::Backup for DupBackup {
             // this copy is incomplete.
             plugin_sdk::warn!("{reason}; stored the {} bytes read before the error", current.written);
         }
+        if let Encoder::Delta(delta) = current.encoder {
+            delta.finish(&mut self.delta_buf).map_err(io)?;
+            self.volumes.write(&self.delta_buf).map_err(io)?;
+            self.delta_buf.clear();
+        }
         self.volumes.end_file().map_err(io)?;
         let signature = current.signature.finish();
         let sig_name = entry_name(Prefix::Signature, &current.path, false, true);
         self.sigtar_entry(&sig_name, &current.meta, &signature)?;
-        self.files.push((Change::New, current.path));
+        self.files.push((current.change, current.path));
         Ok(())
     }
 
-    fn finish(self: Box<Self>) -> Result<BackupSet, PluginError> {
-        let DupBackup { time, volumes, mut sigtar, sigtar_len, files, entries, .. } = *self;
+    fn finish(mut self: Box<Self>) -> Result<BackupSet, PluginError> {
+        self.catch_up(None)?;
+        let DupBackup { set, sealing, volumes, mut sigtar, sigtar_len, files, changed, old, .. } = *self;
         let (records, store) = volumes.finish().map_err(io)?;
         sigtar.write_all(&footer(sigtar_len)).map_err(io)?;
         let sig_stored = sigtar.finish()?;
         let manifest = Manifest { hostname: None, localdir: None, volumes: records, files };
-        // Manifests are never gzipped (spec §1.1).
-        let mut object = storage::put(&name(&Kind::FullManifest { time }, Encoding::Gzip))?;
+        let mut object = MetadataWriter::put(&sealing, &set.manifest())?;
         object.write_all(&manifest.to_bytes()).map_err(io)?;
         let manifest_stored = object.finish()?;
-        let volume_count = manifest.volumes.len() as u32;
-        let volume_bytes = store.bytes;
         Ok(BackupSet {
-            kind: SetKind::Full,
-            time,
-            volumes: volume_count,
-            size: volume_bytes + sig_stored.size + manifest_stored.size,
-            changed_entries: Some(entries),
+            kind: if old.is_some() { SetKind::Incremental } else { SetKind::Full },
+            time: set.time(),
+            volumes: manifest.volumes.len() as u32,
+            size: store.bytes + sig_stored.size + manifest_stored.size,
+            changed_entries: Some(changed),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(kind: TarKind) -> TarMeta {
+        TarMeta { kind, mode: 0o644, uid: 1, gid: 2, mtime: 100, link_target: None, device: None }
+    }
+
+    #[test]
+    fn what_counts_as_unchanged() {
+        let file = meta(TarKind::Regular);
+        assert!(unchanged(&file, &file));
+        assert!(!unchanged(&file, &TarMeta { mtime: 101, ..file.clone() }));
+        assert!(!unchanged(&file, &TarMeta { mode: 0o600, ..file.clone() }));
+        assert!(!unchanged(&file, &TarMeta { uid: 7, ..file.clone() }));
+        assert!(!unchanged(&file, &meta(TarKind::Directory)));
+        // Negative mtimes are stored as 0.
+        assert!(unchanged(&TarMeta { mtime: 0, ..file.clone() }, &TarMeta { mtime: -5, ..file.clone() }));
+        // A symlink is its target; mode and times are not restored anyway.
+        let link = TarMeta { link_target: Some(b"a".to_vec()), ..meta(TarKind::Symlink) };
+        assert!(unchanged(&link, &TarMeta { mtime: 5, ..link.clone() }));
+        assert!(!unchanged(&link, &TarMeta { link_target: Some(b"b".to_vec()), ..link.clone() }));
+        let dev = TarMeta { device: Some((1, 3)), ..meta(TarKind::CharDevice) };
+        assert!(unchanged(&dev, &TarMeta { mtime: 5, ..dev.clone() }));
+        assert!(!unchanged(&dev, &TarMeta { device: Some((1, 5)), ..dev.clone() }));
     }
 }

@@ -1,62 +1,63 @@
-//! Reading a full set back: its volumes in manifest order as one stream of
-//! tar entries, with multivol chunks joined into one file.
+//! Reading a chain back at a time (spec §3.6): each set's volumes in
+//! manifest order are one stream of tar entries (multivol chunks joined);
+//! the streams are merged by index, and for each path the newest snapshot is
+//! patched with every later delta. A deletion as the newest change hides the
+//! path.
+//!
+//! Deltas copy from anywhere in the previous version, so a patched file's
+//! earlier versions go to host scratch files, never into memory.
 
+use super::store::Sealing;
+use crate::format::delta::{self, Base};
+use crate::format::entries::{cmp_index, meta_of, parse_name};
+use crate::format::tarentry::{Prefix, TarKind};
 use crate::format::tarread::{Header, TarReader};
 use plugin_sdk::prelude::*;
+use plugin_sdk::scratch::ScratchFile;
 use plugin_sdk::storage;
 use std::collections::VecDeque;
-use std::io::BufReader;
+use std::io::{self, BufReader, Read};
 
 type Volume = TarReader<BufReader<storage::ObjectReader>>;
 
-/// What an entry name in a difftar says.
-#[derive(Debug, PartialEq, Eq)]
-enum Name {
-    Snapshot(Vec<u8>),
-    Multivol(Vec<u8>, u64),
-    Other(String),
+/// What a set says about a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Snapshot,
+    Diff,
+    Deleted,
 }
 
-fn parse_name(name: &[u8]) -> Name {
-    if name == b"snapshot/./" || name == b"snapshot/" || name == b"snapshot/." {
-        return Name::Snapshot(Vec::new());
-    }
-    if let Some(rest) = name.strip_prefix(b"snapshot/") {
-        return Name::Snapshot(rest.strip_suffix(b"/").unwrap_or(rest).to_vec());
-    }
-    if let Some(rest) = name.strip_prefix(b"multivol_snapshot/")
-        && let Some(slash) = rest.iter().rposition(|&b| b == b'/')
-        && let Some(n) = std::str::from_utf8(&rest[slash + 1..]).ok().and_then(|n| n.parse().ok())
-    {
-        return Name::Multivol(rest[..slash].to_vec(), n);
-    }
-    Name::Other(String::from_utf8_lossy(name).into_owned())
+/// The entry a set stream is positioned on.
+struct Head {
+    change: Change,
+    path: Vec<u8>,
+    header: Header,
+    multivol: bool,
 }
 
-fn under(path: &[u8], prefix: &[u8]) -> bool {
-    prefix.is_empty() || path == prefix || (path.starts_with(prefix) && path.get(prefix.len()) == Some(&b'/'))
+fn corrupt(e: io::Error) -> PluginError {
+    PluginError::Corrupt(format!("a volume cannot be read: {e}"))
 }
 
-/// Entries of a full set.
-pub struct DupReader {
+/// The entries of one set, its volumes read in order.
+pub struct SetStream {
+    sealing: Sealing,
     names: VecDeque<String>,
     volume: Option<Volume>,
     lookahead: Option<Header>,
-    /// Path of the file whose content is being read, when it is multivol.
-    multivol: Option<Vec<u8>>,
-    prefix: Vec<u8>,
+    head: Option<Head>,
+    /// The head's content was read to its end.
+    drained: bool,
 }
 
-impl DupReader {
-    /// Read the volumes `names` in order; only entries under `prefix`.
-    pub fn new(names: Vec<String>, prefix: Option<Vec<u8>>) -> DupReader {
-        DupReader {
-            names: names.into(),
-            volume: None,
-            lookahead: None,
-            multivol: None,
-            prefix: prefix.unwrap_or_default(),
-        }
+impl SetStream {
+    /// The set whose volumes are `names`, positioned on its first entry.
+    pub fn open(sealing: Sealing, names: Vec<String>) -> Result<SetStream, PluginError> {
+        let mut s =
+            SetStream { sealing, names: names.into(), volume: None, lookahead: None, head: None, drained: true };
+        s.advance()?;
+        Ok(s)
     }
 
     fn header(&mut self) -> Result<Option<Header>, PluginError> {
@@ -70,117 +71,248 @@ impl DupReader {
                 return Ok(Some(h));
             }
             let Some(name) = self.names.pop_front() else { return Ok(None) };
-            self.volume = Some(TarReader::new(BufReader::with_capacity(1 << 20, super::open_object(&name)?)));
+            self.volume = Some(TarReader::new(BufReader::with_capacity(1 << 20, self.sealing.open(&name)?)));
+        }
+    }
+
+    /// Move to the next entry, skipping what is left of the current one.
+    fn advance(&mut self) -> Result<(), PluginError> {
+        let mut sink = vec![0u8; 1 << 16];
+        while !self.drained {
+            if self.read(&mut sink)? == 0 {
+                break;
+            }
+        }
+        let previous = self.head.take().map(|h| h.path);
+        let Some(header) = self.header()? else { return Ok(()) };
+        let name = String::from_utf8_lossy(&header.name).into_owned();
+        let (prefix, path) = parse_name(&header.name)
+            .ok_or_else(|| PluginError::Corrupt(format!("unknown entry {name:?} in a volume")))?;
+        let (change, multivol) = match prefix {
+            Prefix::Snapshot => (Change::Snapshot, false),
+            Prefix::Diff => (Change::Diff, false),
+            Prefix::Deleted => (Change::Deleted, false),
+            Prefix::MultivolSnapshot(1) => (Change::Snapshot, true),
+            Prefix::MultivolDiff(1) => (Change::Diff, true),
+            Prefix::MultivolSnapshot(_) | Prefix::MultivolDiff(_) => {
+                return Err(PluginError::Corrupt(format!("{name}: a chunk without its first chunk")));
+            }
+            Prefix::Signature => return Err(PluginError::Corrupt(format!("{name}: a signature in a volume"))),
+        };
+        if let Some(previous) = previous
+            && cmp_index(&previous, &path) != std::cmp::Ordering::Less
+        {
+            return Err(PluginError::Corrupt(format!("entries out of order at {name:?}")));
+        }
+        self.drained = change == Change::Deleted;
+        self.head = Some(Head { change, path, header, multivol });
+        Ok(())
+    }
+
+    /// Bytes of the head's data (a file's content or a delta), chunks of a
+    /// multivol entry joined; 0 at its end.
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, PluginError> {
+        loop {
+            if self.drained {
+                return Ok(0);
+            }
+            let n = match self.volume.as_mut() {
+                Some(v) => v.read_data(buf).map_err(corrupt)?,
+                None => 0,
+            };
+            if n > 0 {
+                return Ok(n);
+            }
+            let head = self.head.as_ref().expect("content has a head");
+            if !head.multivol {
+                self.drained = true;
+                return Ok(0);
+            }
+            let path = head.path.clone();
+            // The chunk is done: the next entry continues this file, or it
+            // is the next entry.
+            let next = self.header()?;
+            let continues = next.as_ref().is_some_and(|h| {
+                matches!(parse_name(&h.name), Some((Prefix::MultivolSnapshot(n) | Prefix::MultivolDiff(n), ref p))
+                    if *p == path && n > 1)
+            });
+            if !continues {
+                self.lookahead = next;
+                self.drained = true;
+                return Ok(0);
+            }
         }
     }
 }
 
-fn corrupt(e: std::io::Error) -> PluginError {
-    PluginError::Corrupt(format!("a volume cannot be read: {e}"))
+impl Read for SetStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        SetStream::read(self, buf).map_err(PluginError::into_io)
+    }
+}
+
+impl Base for ScratchFile {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        ScratchFile::read_at(self, offset, buf).map_err(PluginError::into_io)
+    }
+}
+
+fn under(path: &[u8], prefix: &[u8]) -> bool {
+    prefix.is_empty() || path == prefix || (path.starts_with(prefix) && path.get(prefix.len()) == Some(&b'/'))
 }
 
 fn entry(path: Vec<u8>, h: &Header) -> Result<Entry, PluginError> {
-    let kind = match h.typeflag {
-        b'0' | b'7' => EntryKind::File,
-        b'5' => EntryKind::Directory,
-        b'2' => EntryKind::Symlink,
-        b'6' => EntryKind::Fifo,
-        b'3' => EntryKind::CharDevice,
-        b'4' => EntryKind::BlockDevice,
-        b'1' => return Err(PluginError::Unsupported("hard links in a duplicity volume are not supported".into())),
-        t => return Err(PluginError::Corrupt(format!("unknown tar entry type {:?}", t as char))),
+    let meta = meta_of(h).map_err(PluginError::Corrupt)?;
+    let kind = match meta.kind {
+        TarKind::Regular => EntryKind::File,
+        TarKind::Directory => EntryKind::Directory,
+        TarKind::Symlink => EntryKind::Symlink,
+        TarKind::Fifo => EntryKind::Fifo,
+        TarKind::CharDevice => EntryKind::CharDevice,
+        TarKind::BlockDevice => EntryKind::BlockDevice,
     };
     Ok(Entry {
         path,
         meta: Metadata {
             kind,
-            mode: h.mode & 0o7777,
-            uid: h.uid,
-            gid: h.gid,
-            mtime: h.mtime,
+            mode: meta.mode,
+            uid: meta.uid,
+            gid: meta.gid,
+            mtime: meta.mtime,
             mtime_nsec: 0,
-            size: if kind == EntryKind::File { h.size } else { 0 },
-            symlink_target: if kind == EntryKind::Symlink { h.link_target.clone() } else { None },
-            device: h.device,
+            size: 0,
+            symlink_target: meta.link_target,
+            device: meta.device,
         },
         attributes: Vec::new(),
     })
 }
 
+/// Where the current entry's content comes from.
+enum Content {
+    None,
+    /// Straight from a set's stream.
+    Stream(usize),
+    /// A patched file, from a scratch file.
+    Patched {
+        file: ScratchFile,
+        offset: u64,
+    },
+}
+
+/// The state of a source at a time: a chain's sets merged.
+pub struct DupReader {
+    /// Oldest first: the full set, then each incremental.
+    sets: Vec<SetStream>,
+    prefix: Vec<u8>,
+    with_content: bool,
+    content: Content,
+}
+
+impl DupReader {
+    /// Read the sets `sets` (each a list of volume names), oldest first; only
+    /// entries under `prefix`.
+    pub fn new(
+        sealing: &Sealing,
+        sets: Vec<Vec<String>>,
+        prefix: Option<Vec<u8>>,
+        with_content: bool,
+    ) -> Result<DupReader, PluginError> {
+        let sets = sets.into_iter().map(|names| SetStream::open(sealing.clone(), names)).collect::<Result<_, _>>()?;
+        Ok(DupReader { sets, prefix: prefix.unwrap_or_default(), with_content, content: Content::None })
+    }
+
+    /// Rebuild a file from its snapshot in set `base` and the deltas in
+    /// `diffs`, oldest first.
+    fn patch(&mut self, base: usize, diffs: &[usize]) -> Result<ScratchFile, PluginError> {
+        let mut previous = ScratchFile::create()?;
+        io::copy(&mut self.sets[base], &mut previous).map_err(PluginError::from_io)?;
+        for &d in diffs {
+            let mut next = ScratchFile::create()?;
+            let path = String::from_utf8_lossy(&self.sets[d].head.as_ref().expect("a head").path).into_owned();
+            delta::apply(&mut previous, &mut self.sets[d], &mut next)
+                .map_err(|e| PluginError::Corrupt(format!("{path}: the delta cannot be applied: {e}")))?;
+            // What is left after END (nothing, normally) is skipped by advance.
+            previous = next;
+        }
+        io::Write::flush(&mut previous).map_err(PluginError::from_io)?;
+        Ok(previous)
+    }
+}
+
 impl plugin_sdk::Reader for DupReader {
     fn next(&mut self) -> Result<Option<Entry>, PluginError> {
-        // Skip what is left of a multivol file nobody read.
-        while self.multivol.is_some() {
-            if plugin_sdk::Reader::read(self, 1 << 20)?.is_empty() {
-                break;
-            }
+        if let Content::Stream(i) = std::mem::replace(&mut self.content, Content::None) {
+            self.sets[i].advance()?;
         }
-        while let Some(h) = self.header()? {
-            let (path, multivol) = match parse_name(&h.name) {
-                Name::Snapshot(p) => (p, false),
-                Name::Multivol(p, 1) => (p, true),
-                Name::Multivol(p, n) => {
-                    return Err(PluginError::Corrupt(format!(
-                        "chunk {n} of {} without its first chunk",
-                        String::from_utf8_lossy(&p)
-                    )));
-                }
-                Name::Other(n) => {
-                    return Err(PluginError::Unsupported(format!(
-                        "entry {n}: incremental sets are not supported by this build yet"
-                    )));
-                }
+        loop {
+            let Some(min) = self
+                .sets
+                .iter()
+                .filter_map(|s| s.head.as_ref().map(|h| &h.path))
+                .min_by(|a, b| cmp_index(a, b))
+                .cloned()
+            else {
+                return Ok(None);
             };
-            if !under(&path, &self.prefix) {
+            let at: Vec<usize> =
+                (0..self.sets.len()).filter(|&i| self.sets[i].head.as_ref().is_some_and(|h| h.path == min)).collect();
+            // The newest entry that is not a delta is where the path's
+            // history starts; deltas after it patch it (normalize_ps).
+            let start = at.iter().rposition(|&i| self.sets[i].head.as_ref().expect("a head").change != Change::Diff);
+            let deleted_or_unwanted = !under(&min, &self.prefix)
+                || start.is_some_and(|p| self.sets[at[p]].head.as_ref().expect("a head").change == Change::Deleted);
+            if deleted_or_unwanted {
+                for &i in &at {
+                    self.sets[i].advance()?;
+                }
                 continue;
             }
-            let mut e = entry(path.clone(), &h)?;
-            if multivol {
-                e.meta.size = 0; // the total is known only once every chunk was read
-                self.multivol = Some(path);
+            let Some(p) = start else {
+                return Err(PluginError::Corrupt(format!(
+                    "{}: a delta without an earlier version in the chain",
+                    String::from_utf8_lossy(&min)
+                )));
+            };
+            let b = at[p];
+            for &i in &at[..p] {
+                self.sets[i].advance()?;
+            }
+            let newest = *at.last().expect("at least one");
+            let mut e = entry(min.clone(), &self.sets[newest].head.as_ref().expect("a head").header)?;
+            let diffs = &at[p + 1..];
+            let head = self.sets[b].head.as_ref().expect("a head");
+            if diffs.is_empty() {
+                if e.meta.kind == EntryKind::File && !head.multivol {
+                    e.meta.size = head.header.size;
+                }
+                self.content = Content::Stream(b);
+                return Ok(Some(e));
+            }
+            if self.with_content && e.meta.kind == EntryKind::File {
+                let file = self.patch(b, diffs)?;
+                e.meta.size = file.size();
+                self.content = Content::Patched { file, offset: 0 };
+            }
+            for &i in &at[p..] {
+                self.sets[i].advance()?;
             }
             return Ok(Some(e));
         }
-        Ok(None)
     }
 
     fn read(&mut self, max: usize) -> Result<Vec<u8>, PluginError> {
         let mut buf = vec![0u8; max.min(4 << 20)];
-        loop {
-            let n = match self.volume.as_mut() {
-                Some(v) => v.read_data(&mut buf).map_err(corrupt)?,
-                None => 0,
-            };
-            if n > 0 {
-                buf.truncate(n);
-                return Ok(buf);
+        let n = match &mut self.content {
+            Content::None => 0,
+            Content::Stream(i) => self.sets[*i].read(&mut buf)?,
+            Content::Patched { file, offset } => {
+                let n = file.read_at(*offset, &mut buf)?;
+                *offset += n as u64;
+                n
             }
-            let Some(path) = self.multivol.clone() else { return Ok(Vec::new()) };
-            // The chunk is done: the next entry continues this file, or it
-            // is the next entry.
-            match self.header()? {
-                Some(h) if matches!(parse_name(&h.name), Name::Multivol(ref p, n) if *p == path && n > 1) => continue,
-                other => {
-                    self.lookahead = other;
-                    self.multivol = None;
-                    return Ok(Vec::new());
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entry_names() {
-        assert_eq!(parse_name(b"snapshot/./"), Name::Snapshot(vec![]));
-        assert_eq!(parse_name(b"snapshot/"), Name::Snapshot(vec![]));
-        assert_eq!(parse_name(b"snapshot/a/b/"), Name::Snapshot(b"a/b".to_vec()));
-        assert_eq!(parse_name(b"multivol_snapshot/a/b/12"), Name::Multivol(b"a/b".to_vec(), 12));
-        assert!(matches!(parse_name(b"diff/a"), Name::Other(_)));
-        assert!(under(b"a/b", b"a") && !under(b"ab", b"a") && under(b"x", b""));
+        };
+        buf.truncate(n);
+        Ok(buf)
     }
 }

@@ -1,0 +1,274 @@
+//! librsync deltas (spec §4.3), streamed both ways.
+//!
+//! Making one: fast_rsync diffs whole buffers only, so the new file is cut
+//! into segments and each is diffed against the old signature on its own.
+//! COPY commands name offsets in the *old* file, so the segments' command
+//! lists concatenate into one valid delta; a block that straddles a segment
+//! boundary is stored as a literal instead of a copy, which costs at most a
+//! couple of blocks per segment and keeps memory at one segment.
+//!
+//! Applying one: the delta is read command by command and COPYs are served
+//! from the previous version through [`Base`], so neither the delta nor the
+//! file is ever held whole.
+
+use fast_rsync::Signature;
+use std::io::{self, Read, Write};
+
+/// librsync's delta magic (`RS_DELTA_MAGIC`).
+const MAGIC: [u8; 4] = 0x7273_0236u32.to_be_bytes();
+/// `RS_OP_END`.
+const END: u8 = 0;
+/// Bytes of new data diffed at a time.
+const SEGMENT: usize = 16 << 20;
+
+/// A delta being computed as the new version of a file streams past.
+pub struct DeltaWriter {
+    signature: Signature,
+    segment: Vec<u8>,
+    started: bool,
+}
+
+impl DeltaWriter {
+    /// A delta against the librsync signature `old_signature` (MD4, as in
+    /// duplicity's sigtars).
+    pub fn new(old_signature: Vec<u8>) -> Result<DeltaWriter, String> {
+        let signature =
+            Signature::deserialize(old_signature).map_err(|e| format!("unusable signature of the old version: {e}"))?;
+        Ok(DeltaWriter { signature, segment: Vec::new(), started: false })
+    }
+
+    /// Feed the next bytes of the new version; delta bytes that are ready
+    /// are appended to `out`.
+    pub fn update(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        while !data.is_empty() {
+            let take = (SEGMENT - self.segment.len()).min(data.len());
+            self.segment.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.segment.len() == SEGMENT {
+                self.flush_segment(out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_segment(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        let mut delta = Vec::with_capacity(self.segment.len() / 8);
+        fast_rsync::diff(&self.signature.index(), &self.segment, &mut delta).map_err(io::Error::other)?;
+        // Each call writes MAGIC, commands, END: keep one MAGIC in front and
+        // only the commands of every segment.
+        let commands = &delta[MAGIC.len()..delta.len() - 1];
+        if !self.started {
+            out.extend_from_slice(&MAGIC);
+            self.started = true;
+        }
+        out.extend_from_slice(commands);
+        self.segment.clear();
+        Ok(())
+    }
+
+    /// The new version is complete: the rest of the delta.
+    pub fn finish(mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        if !self.segment.is_empty() {
+            self.flush_segment(out)?;
+        }
+        if !self.started {
+            out.extend_from_slice(&MAGIC);
+        }
+        out.push(END);
+        Ok(())
+    }
+}
+
+/// The previous version of a file, read at offsets by COPY commands.
+pub trait Base {
+    /// Fill `buf` from `offset`; returns the count, short only at the end.
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+impl Base for &[u8] {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let start = (offset.min(self.len() as u64)) as usize;
+        let n = buf.len().min(self.len() - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+}
+
+fn bad(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+fn read_uint(delta: &mut impl Read, width: usize) -> io::Result<u64> {
+    let mut b = [0u8; 8];
+    delta.read_exact(&mut b[8 - width..])?;
+    Ok(u64::from_be_bytes(b))
+}
+
+/// Apply the librsync delta read from `delta` to `base`, writing the new
+/// version to `out`; returns its length. Reads the delta up to its END
+/// command, no further.
+pub fn apply(base: &mut impl Base, delta: &mut impl Read, out: &mut impl Write) -> io::Result<u64> {
+    let mut magic = [0u8; 4];
+    delta.read_exact(&mut magic).map_err(|e| bad(format!("a delta is too short: {e}")))?;
+    if magic != MAGIC {
+        return Err(bad(format!("not a librsync delta (magic {:02x?})", magic)));
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    let mut written = 0u64;
+    loop {
+        let mut op = [0u8; 1];
+        delta.read_exact(&mut op).map_err(|e| bad(format!("a delta ends without its END command: {e}")))?;
+        match op[0] {
+            END => return Ok(written),
+            op @ 0x01..=0x40 => {
+                written += literal(delta, op as u64, out, &mut buf)?;
+            }
+            op @ 0x41..=0x44 => {
+                let len = read_uint(delta, 1 << (op - 0x41))?;
+                written += literal(delta, len, out, &mut buf)?;
+            }
+            op @ 0x45..=0x54 => {
+                let i = op - 0x45;
+                let offset = read_uint(delta, 1 << (i / 4))?;
+                let len = read_uint(delta, 1 << (i % 4))?;
+                let mut done = 0u64;
+                while done < len {
+                    let want = (len - done).min(buf.len() as u64) as usize;
+                    let n = base.read_at(offset + done, &mut buf[..want])?;
+                    if n < want {
+                        return Err(bad(format!(
+                            "a delta copies bytes {}..{} of the previous version, which is shorter",
+                            offset,
+                            offset + len
+                        )));
+                    }
+                    out.write_all(&buf[..n])?;
+                    done += n as u64;
+                }
+                written += len;
+            }
+            op => return Err(bad(format!("unknown delta command 0x{op:02x}"))),
+        }
+    }
+}
+
+fn literal(delta: &mut impl Read, len: u64, out: &mut impl Write, buf: &mut [u8]) -> io::Result<u64> {
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        delta.read_exact(&mut buf[..want]).map_err(|e| bad(format!("a delta's literal is cut short: {e}")))?;
+        out.write_all(&buf[..want])?;
+        left -= want as u64;
+    }
+    Ok(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::signature::SignatureWriter;
+
+    fn signature(data: &[u8]) -> Vec<u8> {
+        let mut s = SignatureWriter::new(data.len() as u64);
+        s.update(data);
+        s.finish()
+    }
+
+    fn delta_of(old: &[u8], new: &[u8], chunk: usize) -> Vec<u8> {
+        let mut w = DeltaWriter::new(signature(old)).unwrap();
+        let mut out = Vec::new();
+        for c in new.chunks(chunk.max(1)) {
+            w.update(c, &mut out).unwrap();
+        }
+        w.finish(&mut out).unwrap();
+        out
+    }
+
+    fn patched(old: &[u8], delta: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let n = apply(&mut &old[..], &mut &delta[..], &mut out).unwrap();
+        assert_eq!(n as usize, out.len());
+        out
+    }
+
+    fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unchanged_content_is_copies_but_for_a_short_last_block() {
+        // librsync would write one COPY for a 6-byte file; fast_rsync never
+        // matches a block shorter than the block length, so the tail is a
+        // literal. Both patch to the same file.
+        assert_eq!(
+            delta_of(b"hello\n", b"hello\n", 64),
+            [0x72, 0x73, 0x02, 0x36, 6, b'h', b'e', b'l', b'l', b'o', b'\n', 0]
+        );
+        let old = pseudo_random(100_000, 9);
+        let delta = delta_of(&old, &old, 4096);
+        assert!(delta.len() < 1000, "{}", delta.len());
+        assert_eq!(patched(&old, &delta), old);
+    }
+
+    #[test]
+    fn small_changes_give_small_deltas_that_patch_back() {
+        let old = pseudo_random(3_500_000, 7);
+        let mut new = old.clone();
+        new[1_000_000] ^= 1; // one byte changes, as in duplicity's largefile test
+        new.splice(2_000_000..2_000_000, b"inserted".iter().copied());
+        let delta = delta_of(&old, &new, 100_000);
+        assert!(delta.len() < 20_000, "delta of a 1-byte change is {} bytes", delta.len());
+        assert_eq!(patched(&old, &delta), new);
+    }
+
+    #[test]
+    fn segments_concatenate_into_one_valid_delta() {
+        // Larger than a segment, with the change near a segment boundary.
+        let old = pseudo_random(SEGMENT * 2 + 12_345, 3);
+        let mut new = old.clone();
+        new[SEGMENT - 3] ^= 0xff;
+        new.truncate(SEGMENT * 2);
+        let delta = delta_of(&old, &new, 1 << 20);
+        assert!(delta.len() < 200_000, "{}", delta.len());
+        assert_eq!(patched(&old, &delta), new);
+    }
+
+    #[test]
+    fn edge_cases_patch_back() {
+        for (old, new) in [
+            (Vec::new(), Vec::new()),
+            (Vec::new(), b"new content".to_vec()),
+            (b"old content".to_vec(), Vec::new()),
+            (pseudo_random(5000, 1), pseudo_random(7000, 2)),
+        ] {
+            assert_eq!(patched(&old, &delta_of(&old, &new, 333)), new);
+        }
+    }
+
+    #[test]
+    fn patches_librsync_copy_widths_and_rejects_garbage() {
+        // COPY with 2-byte offset and 4-byte length (0x45 + 4*1 + 2 = 0x4b),
+        // then a LITERAL_N1 of 3 bytes.
+        let base: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let mut delta = MAGIC.to_vec();
+        delta.extend([0x4b, 0x01, 0x00, 0, 0, 0, 10, 0x41, 3, b'a', b'b', b'c', END]);
+        assert_eq!(patched(&base, &delta), [&base[256..266], b"abc"].concat());
+
+        let mut out = Vec::new();
+        assert!(apply(&mut &base[..], &mut &b"nope"[..], &mut out).is_err());
+        let mut past_end = MAGIC.to_vec();
+        past_end.extend([0x45, 250, 100, END]);
+        assert!(apply(&mut &base[..200], &mut &past_end[..], &mut out).is_err());
+        let mut truncated = MAGIC.to_vec();
+        truncated.extend([0x41, 10, b'x']);
+        assert!(apply(&mut &base[..], &mut &truncated[..], &mut out).is_err());
+    }
+}

@@ -1,0 +1,206 @@
+//! Chains: a full set and incrementals that record only changes (rsync
+//! deltas, deletions), restored byte-exact at every point in time; new chains
+//! on `--full` and `full_if_older_than`; retention by whole chains; the local
+//! cache is disposable.
+
+use crate::harness::{Env, Run};
+use crate::roundtrip::{assert_same_tree, odd_tree};
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PIPELINE: &str = r#"
+[pipeline]
+name = "chains"
+cache_dir = "{dir}/cache"
+
+[sources.docs]
+plugin = "directory"
+path = "{dir}/data"
+
+[sinks.dup]
+plugin = "duplicity-sink"
+target = "file://{dir}/backup"
+encryption = "none"
+volsize_mb = 1
+"#;
+
+/// A copy of the tree as it is now, to compare a restore with later.
+pub fn snapshot(env: &Env, root: &Path, name: &str) -> PathBuf {
+    let to = env.path(name);
+    assert!(Command::new("cp").arg("-a").arg(root).arg(&to).status().unwrap().success());
+    to
+}
+
+/// Run a backup; returns the JSON report of the one job.
+pub fn backup(env: &Env, pipeline: &Path, extra: &[&str]) -> serde_json::Value {
+    // Set times are whole seconds and must increase.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let mut args = vec!["run", pipeline.to_str().unwrap(), "--json"];
+    args.extend(extra);
+    let run = env.run(&args, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    report["jobs"][0].clone()
+}
+
+fn restore(env: &Env, pipeline: &Path, time: Option<i64>, to: &str) -> (Run, PathBuf) {
+    let dest = env.path(to);
+    let time = time.map(|t| t.to_string());
+    let mut args = vec!["restore", pipeline.to_str().unwrap(), "--source", "docs", "--to", dest.to_str().unwrap()];
+    if let Some(t) = &time {
+        args.extend(["--time", t.as_str()]);
+    }
+    (env.run(&args, &[]), dest)
+}
+
+fn restored_equals(env: &Env, pipeline: &Path, time: Option<i64>, to: &str, expected: &Path) {
+    let (run, dest) = restore(env, pipeline, time, to);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_same_tree(expected, &dest);
+}
+
+fn objects(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// First round of changes: one byte of a file larger than a volume, an
+/// append, a chmod, a new file, a deleted directory with content, a symlink
+/// retargeted, a file that becomes a directory.
+pub fn change_once(root: &Path) {
+    let big = root.join("big.bin");
+    let mut data = std::fs::read(&big).unwrap();
+    data[1_500_000] ^= 0xff;
+    std::fs::write(&big, &data).unwrap();
+    let mut plain = std::fs::read(root.join("plain.txt")).unwrap();
+    plain.extend_from_slice(b"appended\n");
+    std::fs::write(root.join("plain.txt"), plain).unwrap();
+    std::fs::set_permissions(root.join("with space.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(root.join("added file.txt"), "added").unwrap();
+    std::fs::remove_dir_all(root.join("private")).unwrap();
+    std::fs::remove_file(root.join("link-to-plain")).unwrap();
+    symlink("sub", root.join("link-to-plain")).unwrap();
+    std::fs::remove_file(root.join("sub/deeper")).unwrap();
+    std::fs::create_dir(root.join("sub/deeper")).unwrap();
+    std::fs::write(root.join("sub/deeper/inside"), "now a directory").unwrap();
+}
+
+/// Second round: the directory becomes a file again, a file is deleted,
+/// the big file grows.
+pub fn change_twice(root: &Path) {
+    std::fs::remove_dir_all(root.join("sub/deeper")).unwrap();
+    std::fs::write(root.join("sub/deeper"), "a file again").unwrap();
+    std::fs::remove_file(root.join("empty-file")).unwrap();
+    let mut big = std::fs::OpenOptions::new().append(true).open(root.join("big.bin")).unwrap();
+    std::io::Write::write_all(&mut big, &vec![7u8; 200_000]).unwrap();
+}
+
+#[test]
+fn incrementals_store_only_changes_and_restore_every_point_in_time() {
+    let env = Env::new();
+    let root = odd_tree(&env);
+    let pipeline = env.pipeline("p.toml", PIPELINE);
+
+    let full = backup(&env, &pipeline, &[]);
+    assert_eq!(full["set"]["kind"], "full", "{full}");
+    let s0 = snapshot(&env, &root, "s0");
+
+    // Nothing changed: nothing is read, and the set records no change.
+    let idle = backup(&env, &pipeline, &[]);
+    assert_eq!(idle["set"]["kind"], "incremental", "{idle}");
+    assert_eq!(idle["files_read"], 0, "an unchanged file was read: {idle}");
+    assert_eq!(idle["set"]["changed_entries"], 0, "{idle}");
+
+    change_once(&root);
+    let inc1 = backup(&env, &pipeline, &[]);
+    assert_eq!(inc1["set"]["kind"], "incremental", "{inc1}");
+    // big.bin (3 MB) changed by one byte: a delta, not a copy.
+    assert!(inc1["set"]["size"].as_u64().unwrap() < 200_000, "incremental is not small: {inc1}");
+    let s1 = snapshot(&env, &root, "s1");
+
+    change_twice(&root);
+    let inc2 = backup(&env, &pipeline, &[]);
+    let s2 = snapshot(&env, &root, "s2");
+
+    restored_equals(&env, &pipeline, Some(full["set"]["time"].as_i64().unwrap()), "r0", &s0);
+    restored_equals(&env, &pipeline, Some(idle["set"]["time"].as_i64().unwrap()), "r0b", &s0);
+    restored_equals(&env, &pipeline, Some(inc1["set"]["time"].as_i64().unwrap()), "r1", &s1);
+    restored_equals(&env, &pipeline, Some(inc2["set"]["time"].as_i64().unwrap()), "r2", &s2);
+    restored_equals(&env, &pipeline, None, "r-now", &s2);
+
+    // One path at a point in time.
+    let t1 = inc1["set"]["time"].as_i64().unwrap().to_string();
+    let dest = env.path("one");
+    let run = env.run(
+        &["restore", pipeline.to_str().unwrap(), "--source", "docs", "--time", &t1, "--path", "sub", "--to"]
+            .into_iter()
+            .chain([dest.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_same_tree(&s1.join("sub"), &dest);
+
+    let status = env.run(&["status", pipeline.to_str().unwrap(), "--json"], &[]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status[0]["chains"][0]["sets"].as_array().unwrap().len(), 4, "{status}");
+
+    let verify = env.run(&["verify", pipeline.to_str().unwrap()], &[]);
+    assert_eq!(verify.code, 0, "{}", verify.all());
+}
+
+#[test]
+fn new_chains_on_request_and_by_age_and_retention_keeps_whole_chains() {
+    let env = Env::new();
+    let root = odd_tree(&env);
+    let text = PIPELINE.replace("volsize_mb = 1", "volsize_mb = 1\nkeep_full = 2\nfull_if_older_than = \"3s\"");
+    let pipeline = env.pipeline("p.toml", &text);
+    assert_eq!(backup(&env, &pipeline, &[])["set"]["kind"], "full");
+    change_once(&root);
+    assert_eq!(backup(&env, &pipeline, &[])["set"]["kind"], "incremental");
+    assert_eq!(backup(&env, &pipeline, &["--full"])["set"]["kind"], "full");
+    let s = snapshot(&env, &root, "s");
+    // The chain started by --full is now more than 3 s old.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let by_age = backup(&env, &pipeline, &[]);
+    assert_eq!(by_age["set"]["kind"], "full", "{by_age}");
+    // keep_full = 2: the first chain (full + incremental) went as a whole.
+    let pruned = by_age["pruned"].as_array().unwrap();
+    assert!(pruned.iter().any(|p| p.as_str().unwrap().contains("duplicity-inc.")), "{by_age}");
+    let left = objects(&env.path("backup/docs"));
+    assert_eq!(left.iter().filter(|n| n.contains(".manifest")).count(), 2, "{left:?}");
+    assert!(!left.iter().any(|n| n.starts_with("duplicity-inc.")), "{left:?}");
+    restored_equals(&env, &pipeline, None, "r", &s);
+}
+
+#[test]
+fn the_cache_is_disposable_and_the_target_is_the_truth() {
+    let env = Env::new();
+    let root = odd_tree(&env);
+    let pipeline = env.pipeline("p.toml", PIPELINE);
+    backup(&env, &pipeline, &[]);
+    let cache = std::fs::read_dir(env.path("cache")).unwrap().next().unwrap().unwrap().path().join("docs");
+    let cached = objects(&cache);
+    assert!(cached.iter().any(|n| n.ends_with(".manifest")), "{cached:?}");
+    assert!(cached.iter().any(|n| n.ends_with(".sigtar.gz")), "{cached:?}");
+
+    // Without the cache the next incremental reads the signatures from the
+    // target and still reads only what changed.
+    std::fs::remove_dir_all(env.path("cache")).unwrap();
+    change_once(&root);
+    let inc = backup(&env, &pipeline, &[]);
+    assert_eq!(inc["set"]["kind"], "incremental", "{inc}");
+    assert!(inc["files_read"].as_u64().unwrap() <= 5, "{inc}");
+    let s1 = snapshot(&env, &root, "s1");
+
+    // Cached metadata of a set the target no longer has is dropped.
+    let stale = cache.join("duplicity-full.20200101T000000Z.manifest");
+    std::fs::write(&stale, "Volume 1:\n").unwrap();
+    backup(&env, &pipeline, &[]);
+    assert!(!stale.exists(), "stale cache entry survived: {:?}", objects(&cache));
+    restored_equals(&env, &pipeline, None, "r", &s1);
+}
