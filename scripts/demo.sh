@@ -10,18 +10,32 @@ rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup ta
 cargo build --release --quiet
 
 demo=${DEMO_DIR:-$(mktemp -d /tmp/orchestrator-demo.XXXXXX)}
-rm -rf "$demo/data" "$demo/backups" "$demo/restored"
+rm -rf "$demo/data" "$demo/backups" "$demo/restored" "$demo/restored-by-duplicity"
 mkdir -p "$demo"
 cp -a examples/demo/data "$demo/data"
 sed -e "s|@DEMO@|$demo|g" examples/demo/pipeline.toml > "$demo/pipeline.toml"
+# The archive's passphrase; keep it somewhere safe in real use.
+[ -s "$demo/passphrase" ] || (umask 077; head -c 24 /dev/urandom | base64 > "$demo/passphrase")
 
 bin=$repo/target/release/orchestrator
 echo "== validate"; "$bin" validate "$demo/pipeline.toml"
-echo "== run";      "$bin" run "$demo/pipeline.toml"
-echo "== list";     "$bin" list "$demo/pipeline.toml" --source documents
-echo "== restore";  "$bin" restore "$demo/pipeline.toml" --source documents --to "$demo/restored"
+echo "== run (full)"; "$bin" run "$demo/pipeline.toml"
+echo "== change a file, run again (incremental: only the change is stored)"
+sleep 1
+echo "edited after the first backup" >> "$demo/data/notes/todo.txt"
+"$bin" run "$demo/pipeline.toml"
+echo "== status";  "$bin" status "$demo/pipeline.toml"
+echo "== list";    "$bin" list "$demo/pipeline.toml" --source documents
+echo "== restore"; "$bin" restore "$demo/pipeline.toml" --source documents --to "$demo/restored"
 echo "== compare"
 diff -r --no-dereference "$demo/data" "$demo/restored"
 echo "backup and restore match: $demo/data == $demo/restored"
-echo "the archive is duplicity's format: ls $demo/backups/documents"
+echo "the archive is duplicity's format, encrypted: ls $demo/backups/documents"
 ls "$demo/backups/documents"
+if command -v duplicity >/dev/null; then
+    echo "== stock duplicity restores it too"
+    PASSPHRASE=$(cat "$demo/passphrase") duplicity restore --archive-dir "$demo/duplicity-cache" \
+        "file://$demo/backups/documents" "$demo/restored-by-duplicity" >/dev/null
+    diff -r --no-dereference "$demo/data" "$demo/restored-by-duplicity"
+    echo "duplicity's restore matches too: $demo/restored-by-duplicity"
+fi

@@ -2,7 +2,7 @@
 //! loaded plugins, and how to start an instance of each with its grants.
 
 use crate::capabilities::secrets::{SecretValue, SecretsCtx};
-use crate::capabilities::storage::{Backend, StorageCtx};
+use crate::capabilities::storage::{Backend, KeyRing, StorageCtx};
 use crate::grants::{self, Granted};
 use crate::runtime::bindings::PluginError;
 use crate::runtime::{self, CallError, Grants, Limits, LoadedPlugin, Runtime, SinkInstance, SourceInstance};
@@ -266,11 +266,14 @@ impl Host {
         source: &str,
     ) -> Result<(SinkInstance, Granted), String> {
         let inst = &sink.instance;
-        let secrets = self.resolve_secrets(inst)?;
-        let storage = backend.map(|b| StorageCtx::new(b, source));
+        let secrets = SecretsCtx::new(self.resolve_secrets(inst)?, Default::default());
+        // The storage seals and opens OpenPGP objects with the sink's keys; the
+        // cache holds plain objects only, so it gets none.
+        let base = self.pipeline.file.parent().map(PathBuf::from).unwrap_or_default();
+        let keys = Arc::new(KeyRing::new(secrets.clone(), inst.config.clone(), base));
+        let storage = backend.map(|b| StorageCtx::new(b, source).with_keys(keys));
         let cache = self.sink_cache(sink).map(|b| StorageCtx::new(Arc::new(b), source));
-        let grants =
-            Grants { read_paths: Vec::new(), secrets: SecretsCtx::new(secrets, Default::default()), storage, cache };
+        let grants = Grants { read_paths: Vec::new(), secrets, storage, cache };
         let mut snk =
             SinkInstance::new(&self.runtime, &self.plugin(inst), &Self::label(inst), grants, &Self::limits(inst))
                 .await

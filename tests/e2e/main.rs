@@ -4,6 +4,7 @@
 //! Where tests go:
 mod cli; // plugin list/inspect, validate, exit codes, config errors
 mod duplicity; // interop with stock duplicity (Debian 0.8.22): each restores what the other wrote
+mod encryption; // symmetric and public-key chains with stock duplicity and gpg, wrong keys
 mod harness; // temp dirs, pipeline files, running the binary
 mod incremental; // chains: deltas, deletions, restore at every time, new chains, retention, the cache
 mod roundtrip; // a tree with odd names, modes, links and fifos through backup and restore

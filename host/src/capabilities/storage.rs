@@ -7,6 +7,7 @@
 
 mod encode;
 mod file;
+mod keys;
 
 use crate::runtime::bindings::PluginError;
 use crate::runtime::bindings::sink::orchestrator::plugin::storage as wit;
@@ -16,9 +17,7 @@ use wasmtime::component::Resource;
 
 pub use encode::{ObjectReader, ObjectWriter};
 pub use file::FileBackend;
-/// Placeholder until OpenPGP lands.
-#[derive(Debug, Default)]
-pub struct KeyRing;
+pub use keys::KeyRing;
 
 /// Where a sink's objects live.
 #[derive(Debug)]
@@ -276,5 +275,41 @@ mod tests {
         assert_eq!(back, data);
         let keys = wit::OpenpgpKeys { passphrase: Some("passphrase".into()), recipients: None, secret_key: None };
         assert!(matches!(ctx.put("x.gpg", &wit::Encoding::Openpgp(keys)).map(|_| ()), Err(PluginError::Config(_))));
+    }
+
+    #[test]
+    fn openpgp_is_sealed_with_the_hosts_secret_and_opened_only_with_it() {
+        use crate::capabilities::secrets::{SecretValue, SecretsCtx};
+        let tmp = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", tmp.path().display());
+        let ring = |value: &str| {
+            let secrets = [("passphrase".to_string(), SecretValue::new(value.into()))].into_iter().collect();
+            Arc::new(KeyRing::new(SecretsCtx::new(secrets, Default::default()), serde_json::json!({}), "/".into()))
+        };
+        let backend = Arc::new(Backend::from_url(&url).unwrap());
+        let ctx = StorageCtx::new(backend.clone(), "docs").with_keys(ring("s3cret pass"));
+        let keys = wit::Encoding::Openpgp(wit::OpenpgpKeys {
+            passphrase: Some("passphrase".into()),
+            recipients: None,
+            secret_key: None,
+        });
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let mut w = ctx.put("v.gpg", &keys).unwrap();
+        for chunk in data.chunks(65536) {
+            w.write(chunk).unwrap();
+        }
+        let stored = w.finish().unwrap();
+        let on_disk = std::fs::read(tmp.path().join("docs/v.gpg")).unwrap();
+        assert_eq!(stored.sha1, hex::encode(Sha1::digest(&on_disk)));
+        assert!(!on_disk.windows(8).any(|w| w == &data[1000..1008]), "plaintext is visible");
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut ctx.get("v.gpg", &keys).unwrap().reader, &mut back).unwrap();
+        assert!(back == data);
+
+        let wrong = StorageCtx::new(backend, "docs").with_keys(ring("other"));
+        match wrong.get("v.gpg", &keys).map(|_| ()) {
+            Err(PluginError::PermissionDenied(m)) => assert!(m.contains("passphrase") && !m.contains("s3cret"), "{m}"),
+            other => panic!("a wrong passphrase opened it: {other:?}"),
+        }
     }
 }

@@ -130,6 +130,24 @@ fn chain_state(sealing: &Sealing, chain: &DupChain) -> Result<Collated, PluginEr
     Collated::new(sources).map_err(|e| PluginError::Corrupt(format!("the chain's signatures cannot be read: {e}")))
 }
 
+/// An incremental sealed with another key than its chain would leave the
+/// chain unrestorable with either key, so the key must open the chain's
+/// newest manifest first. It is read from the target, not the cache: the
+/// cache is plain and proves nothing about the key.
+fn check_key(sealing: &Sealing, chain: &DupChain) -> Result<(), PluginError> {
+    let Some(name) = chain.sets().next_back().and_then(|s| s.manifest.as_ref()) else { return Ok(()) };
+    let mut sink = std::io::sink();
+    match sealing.open(name).and_then(|mut r| std::io::copy(&mut r, &mut sink).map_err(PluginError::from_io)) {
+        Ok(_) => Ok(()),
+        Err(PluginError::PermissionDenied(m)) => Err(PluginError::PermissionDenied(format!(
+            "the configured key does not open the current chain ({name}: {m}); appending to it would \
+             make it unrestorable. Use the key the chain was written with, or run with --full to start a \
+             new chain under the new key"
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
 /// Full or incremental, and why.
 fn plan(
     config: &Config,
@@ -152,8 +170,12 @@ fn plan(
         );
         return Ok(full);
     }
+    if sealing.can_open() {
+        check_key(sealing, chain)?;
+    }
     match chain_state(sealing, chain) {
         Ok(old) => Ok((SetKindTimes::Inc { start: chain.end(), end: context.time }, Some(old))),
+        Err(e @ PluginError::PermissionDenied(_)) => Err(e),
         Err(e) => {
             // Without the chain's signatures an incremental cannot know what
             // changed; a new chain is the safe way on.

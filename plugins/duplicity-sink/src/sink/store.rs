@@ -32,6 +32,12 @@ impl Sealing {
         Sealing { encrypted: config.encryption != "none", keys }
     }
 
+    /// Whether the configured keys can open what this sink seals: a
+    /// passphrase for `symmetric`, a secret key for `public-key`.
+    pub fn can_open(&self) -> bool {
+        self.encrypted && (self.keys.secret_key.is_some() || self.keys.recipients.is_none())
+    }
+
     /// The suffix of written names.
     pub fn suffix(&self) -> Suffix {
         if self.encrypted { Suffix::Gpg } else { Suffix::Gzip }

@@ -1,0 +1,106 @@
+//! The OpenPGP keys a sink may have its objects sealed and opened with. The
+//! sink names them by configuration key (`passphrase`, `recipients`,
+//! `secret_key`); the host looks the values up here and never hands them to
+//! the plugin.
+
+use crate::capabilities::secrets::SecretsCtx;
+use crate::runtime::bindings::PluginError;
+use crate::runtime::bindings::sink::orchestrator::plugin::storage::OpenpgpKeys;
+use orchestrator_openpgp::{OpenKey, SealKey};
+use std::path::PathBuf;
+
+/// A sink instance's key material: its secrets, and its configuration for
+/// the lists of public-key files.
+#[derive(Debug, Default, Clone)]
+pub struct KeyRing {
+    secrets: SecretsCtx,
+    config: serde_json::Value,
+    /// Relative key file names are resolved against this (the pipeline
+    /// file's directory).
+    base: PathBuf,
+}
+
+impl KeyRing {
+    /// Keys from a sink's secrets and configuration JSON.
+    pub fn new(secrets: SecretsCtx, config: serde_json::Value, base: PathBuf) -> KeyRing {
+        KeyRing { secrets, config, base }
+    }
+
+    fn secret(&self, key: &str) -> Result<String, PluginError> {
+        self.secrets.get(key).map(|v| v.expose().to_string()).ok_or_else(|| {
+            PluginError::Config(format!("{key}: must be a secret, e.g. {key} = {{ env = \"VARIABLE\" }}"))
+        })
+    }
+
+    fn files(&self, key: &str) -> Result<Vec<PathBuf>, PluginError> {
+        let value = key.split('.').try_fold(&self.config, |v, k| v.get(k));
+        let list = value
+            .and_then(|v| v.as_array())
+            .ok_or_else(|| PluginError::Config(format!("{key}: expected a list of files with armored public keys")))?;
+        list.iter()
+            .map(|f| {
+                f.as_str()
+                    .map(|s| self.base.join(s))
+                    .ok_or_else(|| PluginError::Config(format!("{key}: expected file names")))
+            })
+            .collect()
+    }
+
+    /// The key that seals an object: the recipients' public keys when the
+    /// sink names them, else the passphrase.
+    pub fn seal_key(&self, k: &OpenpgpKeys) -> Result<SealKey, PluginError> {
+        if let Some(key) = &k.recipients {
+            let mut all = Vec::new();
+            for file in self.files(key)? {
+                let armored = std::fs::read(&file).map_err(|e| {
+                    PluginError::Config(format!("{key}: cannot read public key file {}: {e}", file.display()))
+                })?;
+                let keys = orchestrator_openpgp::read_public_keys(&armored).map_err(|e| {
+                    PluginError::Config(format!("{key}: {} holds no usable public key: {e}", file.display()))
+                })?;
+                all.extend(keys);
+            }
+            return Ok(SealKey::Recipients(all));
+        }
+        match &k.passphrase {
+            Some(key) => Ok(SealKey::Passphrase(self.secret(key)?)),
+            None => Err(PluginError::Config("encryption needs a passphrase or recipients".into())),
+        }
+    }
+
+    /// The key that opens an object: the secret key when the sink names
+    /// one (unlocked by the passphrase), else the passphrase.
+    pub fn open_key(&self, k: &OpenpgpKeys) -> Result<OpenKey, PluginError> {
+        let passphrase = k.passphrase.as_deref().map(|key| self.secret(key)).transpose()?;
+        if let Some(key) = &k.secret_key {
+            let armored = self.secret(key)?;
+            let secret = orchestrator_openpgp::read_secret_key(armored.as_bytes())
+                .map_err(|e| PluginError::Config(format!("{key}: not a usable armored secret key: {e}")))?;
+            return Ok(OpenKey::SecretKey { key: secret, passphrase });
+        }
+        if k.recipients.is_some() {
+            return Err(PluginError::Config(
+                "secret_key: reading public-key archives needs the recipients' armored secret key, e.g. \
+                 secret_key = { file = \"/root/backup.sec.asc\" } (and passphrase, if the key has one)"
+                    .into(),
+            ));
+        }
+        match passphrase {
+            Some(p) => Ok(OpenKey::Passphrase(p)),
+            None => Err(PluginError::Config(
+                "reading encrypted archives needs passphrase (symmetric) or secret_key (public-key)".into(),
+            )),
+        }
+    }
+
+    /// A person's sentence for an OpenPGP failure.
+    pub fn describe_open_error(&self, e: orchestrator_openpgp::Error) -> PluginError {
+        match e {
+            // Its own kind, so a sink can tell a wrong key from damage.
+            orchestrator_openpgp::Error::WrongKey(m) => PluginError::PermissionDenied(format!("cannot decrypt: {m}")),
+            orchestrator_openpgp::Error::Unsupported(m) => PluginError::Unsupported(m),
+            orchestrator_openpgp::Error::Io(e) => PluginError::Io(format!("reading an encrypted object: {e}")),
+            other => PluginError::Corrupt(format!("cannot decrypt: {other}")),
+        }
+    }
+}
