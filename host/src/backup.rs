@@ -5,7 +5,9 @@
 //! does it open that file and stream it across in chunks. An unchanged file
 //! is never read; memory stays bounded by one batch and one chunk.
 
+use crate::capabilities::storage::Backend;
 use crate::host::Host;
+use crate::lock::{Owner, RunLock};
 use crate::restore::show;
 use crate::runtime::bindings::sink::exports::orchestrator::plugin::sink as sink_api;
 use crate::runtime::bindings::source::exports::orchestrator::plugin::source as source_api;
@@ -267,6 +269,9 @@ pub async fn run_job(
     report
 }
 
+/// Hold the run lock of the source's place in the target for the whole job
+/// (sinks without a target store nothing and need none): a job that cannot
+/// take it fails and the others go on; a job that loses it stops.
 async fn job(
     host: &Host,
     source: &PluginInstance,
@@ -274,6 +279,41 @@ async fn job(
     run: &RunInfo,
     progress: &Progress,
     report: &mut JobReport,
+) -> Result<(), String> {
+    let backend = host.backend_of(sink)?;
+    let Some(target) = &backend else { return locked_job(host, source, sink, run, progress, report, None).await };
+    let owner =
+        Owner { run_id: run.run_id.clone(), pipeline: host.pipeline.name.clone(), sink: sink.instance.name.clone() };
+    let lock = RunLock::acquire(target.clone(), &source.name, &owner)?;
+    sweep(target, &source.name);
+    let result = tokio::select! {
+        result = locked_job(host, source, sink, run, progress, report, Some(&lock)) => result,
+        reason = lock.lost() => Err(reason),
+    };
+    if let Err(e) = lock.release() {
+        tracing::warn!(source = %source.name, sink = %sink.instance.name, "{e}");
+    }
+    result
+}
+
+/// Remove the temporary objects of interrupted runs; under the lock no one
+/// else is writing them.
+fn sweep(target: &Backend, place: &str) {
+    match target.remove_debris(place) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(source = %place, "removed {n} temporary object(s) left by an interrupted run"),
+        Err(e) => tracing::warn!(source = %place, "cannot remove temporary objects of interrupted runs: {e}"),
+    }
+}
+
+async fn locked_job(
+    host: &Host,
+    source: &PluginInstance,
+    sink: &Sink,
+    run: &RunInfo,
+    progress: &Progress,
+    report: &mut JobReport,
+    lock: Option<&RunLock>,
 ) -> Result<(), String> {
     let backend = host.backend_of(sink)?;
     let (mut src, _) = host.start_source(source).await?;
@@ -293,7 +333,12 @@ async fn job(
         force_full: run.force_full,
     };
     let mut counters = Counters { progress, unreadable: 0 };
-    let result = drive(&mut src, session, &mut snk, &sink_config, &context, &mut counters).await;
+    // Starting the plugins took a while: make sure the lock is still ours
+    // before the sink writes or removes anything.
+    let result = match lock.map_or(Ok(()), RunLock::check) {
+        Ok(()) => drive(&mut src, session, &mut snk, &sink_config, &context, &mut counters).await,
+        Err(e) => Err(Side::Host(e)),
+    };
     report.unreadable = counters.unreadable;
     let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
     // The source releases what it holds whatever happened; a failure here is
@@ -308,6 +353,12 @@ async fn job(
         tracing::error!(source = %source.name, "the backup was stored, but the source could not release what it holds: {e}");
         report.ok = false;
         return Err(format!("the backup was stored, but the source could not release what it holds: {e}"));
+    }
+    // Retention removes whole chains: only while the lock is still ours.
+    if let Some(Err(e)) = lock.map(RunLock::check) {
+        tracing::warn!(sink = %sink.instance.name, "retention skipped (the new backup is stored): {e}");
+        report.warnings += 1;
+        return Ok(());
     }
     match snk.prune(&sink_config, &source.name).await {
         Ok(removed) => report.pruned = removed,

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod grants;
 pub mod host;
+pub mod lock;
 pub mod restore;
 pub mod runtime;
 pub mod timespec;

@@ -37,6 +37,76 @@ impl Backend {
             other => Err(format!("unknown target scheme `{other}://` (expected file://)")),
         }
     }
+
+    // Host-side operations on small whole objects (the run lock, see
+    // `crate::lock`), by full name in the target. Plugins never reach these:
+    // their names are checked by `check_name`, which refuses reserved names.
+
+    /// Create `name` holding `data` only if no object has that name: `false`
+    /// when one has. The object never appears half-written.
+    pub fn create_new(&self, name: &str, data: &[u8]) -> Result<bool, PluginError> {
+        check_plain(name)?;
+        match self {
+            Backend::File(b) => b.create_new(name, data),
+        }
+    }
+
+    /// The content of a small object and when it was last written (seconds
+    /// since the epoch, if the backend knows); `None` when there is none.
+    pub fn read_small(&self, name: &str) -> Result<Option<SmallObject>, PluginError> {
+        check_plain(name)?;
+        match self {
+            Backend::File(b) => b.read_small(name),
+        }
+    }
+
+    /// Replace `name` with `data` atomically (temporary object, then rename).
+    pub fn replace(&self, name: &str, data: &[u8]) -> Result<(), PluginError> {
+        check_plain(name)?;
+        let mut object = match self {
+            Backend::File(b) => b.put(name)?,
+        };
+        object.write(data)?;
+        object.commit()
+    }
+
+    /// Remove `name`; a missing one is fine.
+    pub fn remove(&self, name: &str) -> Result<(), PluginError> {
+        check_plain(name)?;
+        match self {
+            Backend::File(b) => b.delete(name),
+        }
+    }
+
+    /// Remove the temporary objects interrupted writes left under `prefix`;
+    /// returns how many. Only safe while no one else writes there (under the
+    /// run lock).
+    pub fn remove_debris(&self, prefix: &str) -> Result<u64, PluginError> {
+        check_plain(prefix)?;
+        match self {
+            Backend::File(b) => b.remove_debris(prefix),
+        }
+    }
+
+    /// Where a person finds object `name`: a path for `file://` targets.
+    pub fn locate(&self, name: &str) -> String {
+        match self {
+            Backend::File(b) => b.root().join(name).display().to_string(),
+        }
+    }
+}
+
+/// A small object's content, and when it was last written (seconds since the
+/// epoch) if the backend knows.
+pub type SmallObject = (Vec<u8>, Option<i64>);
+
+/// Names that start with this (in any component) belong to the host: the run
+/// lock and temporary objects. Plugins can neither list nor name them, so a
+/// plugin can neither see nor break the lock.
+pub const RESERVED_PREFIX: &str = ".orchestrator-";
+
+fn is_reserved(name: &str) -> bool {
+    name.split('/').any(|c| c.starts_with(RESERVED_PREFIX))
 }
 
 /// Storage granted to one plugin instance: a backend and the place of the
@@ -65,11 +135,13 @@ impl StorageCtx {
         Ok(format!("{}/{name}", self.prefix))
     }
 
-    /// Every object under the source's place.
+    /// Every object under the source's place, without the host's own.
     pub fn list(&self) -> Result<Vec<wit::ObjectInfo>, PluginError> {
-        match &*self.backend {
-            Backend::File(b) => b.list(&self.prefix),
-        }
+        let mut objects = match &*self.backend {
+            Backend::File(b) => b.list(&self.prefix)?,
+        };
+        objects.retain(|o| !is_reserved(&o.name));
+        Ok(objects)
     }
 
     /// Start writing an object, encoded on its way to the backend.
@@ -100,8 +172,19 @@ impl StorageCtx {
 }
 
 /// Names are relative paths of plain components, so a plugin cannot reach
-/// another source's objects or anything outside the target.
+/// another source's objects or anything outside the target, and none is the
+/// host's own (the run lock, temporary objects).
 fn check_name(name: &str) -> Result<(), PluginError> {
+    check_plain(name)?;
+    if is_reserved(name) {
+        return Err(PluginError::PermissionDenied(format!(
+            "object name {name:?} is reserved for the host (names starting with {RESERVED_PREFIX:?})"
+        )));
+    }
+    Ok(())
+}
+
+fn check_plain(name: &str) -> Result<(), PluginError> {
     let bad = name.is_empty()
         || name.starts_with('/')
         || name.contains('\0')
@@ -213,9 +296,57 @@ mod tests {
         for bad in ["", "/abs", "a/../b", "..", "a//b", "./a", "a\0b"] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
-        for good in ["a", "dir/obj.gpg", "duplicity-full.20261122T111118Z.vol1.difftar.gpg"] {
+        for good in ["a", "dir/obj.gpg", "duplicity-full.20261122T111118Z.vol1.difftar.gpg", "a.orchestrator-x"] {
             assert!(check_name(good).is_ok(), "{good:?}");
         }
+    }
+
+    #[test]
+    fn the_hosts_own_objects_are_neither_listed_nor_reachable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", tmp.path().display());
+        let backend = Arc::new(Backend::from_url(&url).unwrap());
+        let ctx = StorageCtx::new(backend.clone(), "docs");
+        assert!(backend.create_new("docs/.orchestrator-lock", b"{}").unwrap());
+        assert!(backend.create_new("docs/sub/.orchestrator-x/y", b"1").unwrap());
+        assert!(!backend.create_new("docs/.orchestrator-lock", b"other").unwrap(), "create_new replaced");
+        let mut w = ctx.put("visible", &wit::Encoding::None).unwrap();
+        w.write(b"v").unwrap();
+        w.finish().unwrap();
+        let names: Vec<_> = ctx.list().unwrap().into_iter().map(|o| o.name).collect();
+        assert_eq!(names, ["visible"]);
+        let none = wit::Encoding::None;
+        for name in [".orchestrator-lock", "sub/.orchestrator-x/y", ".orchestrator-tmp-1-2"] {
+            let denied = |r: Result<(), PluginError>| matches!(r, Err(PluginError::PermissionDenied(_)));
+            assert!(denied(ctx.get(name, &none).map(|_| ())), "{name}");
+            assert!(denied(ctx.put(name, &none).map(|_| ())), "{name}");
+            assert!(denied(ctx.delete(name)), "{name}");
+        }
+        let (content, modified) = backend.read_small("docs/.orchestrator-lock").unwrap().unwrap();
+        assert_eq!(content, b"{}");
+        assert!(modified.is_some());
+        backend.replace("docs/.orchestrator-lock", b"new").unwrap();
+        assert_eq!(backend.read_small("docs/.orchestrator-lock").unwrap().unwrap().0, b"new");
+        backend.remove("docs/.orchestrator-lock").unwrap();
+        assert!(backend.read_small("docs/.orchestrator-lock").unwrap().is_none());
+        assert!(backend.create_new("docs/.orchestrator-lock", b"again").unwrap());
+
+        // The debris of interrupted writes goes; a lock another run is
+        // creating right now stays, one that was never finished goes.
+        let docs = tmp.path().join("docs");
+        std::fs::create_dir_all(docs.join("sub")).unwrap();
+        let debris =
+            [".orchestrator-tmp-1-1", "sub/.orchestrator-tmp-1-2", ".orchestrator-new-1-3", ".orchestrator-new-1-4"];
+        for name in debris {
+            std::fs::write(docs.join(name), b"x").unwrap();
+        }
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let unfinished = std::fs::File::options().write(true).open(docs.join(".orchestrator-new-1-4")).unwrap();
+        unfinished.set_modified(hour_ago).unwrap();
+        assert_eq!(backend.remove_debris("docs").unwrap(), 3);
+        assert!(docs.join(".orchestrator-new-1-3").exists());
+        assert!(!docs.join(".orchestrator-new-1-4").exists());
+        assert!(docs.join(".orchestrator-lock").exists() && docs.join("sub/.orchestrator-x/y").exists());
     }
 
     #[test]

@@ -12,6 +12,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// can recognise (and remove) the debris of a killed one.
 const TEMP_PREFIX: &str = ".orchestrator-tmp-";
 
+/// The content of an object being created exclusively (a run lock) before
+/// it is linked to its name. Runs that do not hold the lock write these, so
+/// the holder's sweep removes only old ones: they live for milliseconds.
+const NEW_PREFIX: &str = ".orchestrator-new-";
+
+/// Age after which a [`NEW_PREFIX`] file is debris.
+const NEW_DEBRIS_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A directory holding the target's objects.
 #[derive(Debug)]
 pub struct FileBackend {
@@ -54,7 +62,8 @@ impl FileBackend {
             for entry in entries {
                 let entry = entry.map_err(|e| io("listing", &dir, e))?;
                 let name = entry.file_name();
-                if name.to_string_lossy().starts_with(TEMP_PREFIX) {
+                // Temporary objects and the host's own (the run lock).
+                if name.to_string_lossy().starts_with(super::RESERVED_PREFIX) {
                     continue;
                 }
                 let path = entry.path();
@@ -69,14 +78,100 @@ impl FileBackend {
         Ok(out)
     }
 
-    pub(super) fn put(&self, name: &str) -> Result<Box<dyn ObjectSink>, PluginError> {
+    /// A new temporary file next to where object `name` goes.
+    fn temp_for(&self, name: &str, prefix: &str) -> Result<(File, PathBuf, PathBuf), PluginError> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let dest = self.root.join(name);
         let dir = dest.parent().expect("object names have a parent").to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| io("creating", &dir, e))?;
-        let temp = dir.join(format!("{TEMP_PREFIX}{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let temp = dir.join(format!("{prefix}{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
         let file = File::create_new(&temp).map_err(|e| io("creating", &temp, e))?;
+        Ok((file, temp, dest))
+    }
+
+    pub(super) fn put(&self, name: &str) -> Result<Box<dyn ObjectSink>, PluginError> {
+        let (file, temp, dest) = self.temp_for(name, TEMP_PREFIX)?;
         Ok(Box::new(FileSink { file: Some(file), temp, dest }))
+    }
+
+    /// Create-exclusive: the content is written and synced under a temporary
+    /// name, then hard-linked to the final name, which fails if the name
+    /// exists; so the object appears whole, and only if no other has it.
+    /// Where hard links are not supported, `O_EXCL` on the final name.
+    pub(super) fn create_new(&self, name: &str, data: &[u8]) -> Result<bool, PluginError> {
+        let (mut file, temp, dest) = self.temp_for(name, NEW_PREFIX)?;
+        let written = file.write_all(data).and_then(|()| file.sync_all());
+        drop(file);
+        let linked = written.and_then(|()| fs::hard_link(&temp, &dest));
+        let _ = fs::remove_file(&temp);
+        let created = match linked {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS)) => {
+                match File::options().write(true).create_new(true).open(&dest) {
+                    Ok(mut f) => {
+                        f.write_all(data).and_then(|()| f.sync_all()).map_err(|e| io("writing", &dest, e))?;
+                        true
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                    Err(e) => return Err(io("creating", &dest, e)),
+                }
+            }
+            Err(e) => return Err(io("creating", &dest, e)),
+        };
+        if created
+            && let Some(dir) = dest.parent()
+            && let Ok(d) = File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(created)
+    }
+
+    pub(super) fn read_small(&self, name: &str) -> Result<Option<super::SmallObject>, PluginError> {
+        let path = self.root.join(name);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("opening", &path, e)),
+        };
+        let modified = file
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64);
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut data).map_err(|e| io("reading", &path, e))?;
+        Ok(Some((data, modified)))
+    }
+
+    pub(super) fn remove_debris(&self, prefix: &str) -> Result<u64, PluginError> {
+        let mut removed = 0;
+        let mut stack = vec![self.root.join(prefix)];
+        while let Some(dir) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io("listing", &dir, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| io("listing", &dir, e))?;
+                let path = entry.path();
+                let file_name = entry.file_name().to_string_lossy().into_owned();
+                let old = || {
+                    let modified = entry.metadata().and_then(|m| m.modified());
+                    modified.is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= NEW_DEBRIS_AGE))
+                };
+                if file_name.starts_with(TEMP_PREFIX) || (file_name.starts_with(NEW_PREFIX) && old()) {
+                    self.delete_path(&path)?;
+                    removed += 1;
+                } else if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(path);
+                }
+            }
+        }
+        Ok(removed)
     }
 
     pub(super) fn get(&self, name: &str) -> Result<Box<dyn std::io::Read + Send + Sync>, PluginError> {
@@ -86,11 +181,14 @@ impl FileBackend {
     }
 
     pub(super) fn delete(&self, name: &str) -> Result<(), PluginError> {
-        let path = self.root.join(name);
-        match fs::remove_file(&path) {
+        self.delete_path(&self.root.join(name))
+    }
+
+    fn delete_path(&self, path: &Path) -> Result<(), PluginError> {
+        match fs::remove_file(path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io("deleting", &path, e)),
+            Err(e) => Err(io("deleting", path, e)),
         }
     }
 }
