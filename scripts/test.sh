@@ -7,15 +7,52 @@ cd "$(dirname "$0")/.."
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
-# Real peers the end-to-end tests talk to, from Debian's packages.
+# Real peers the end-to-end tests talk to: Debian's duplicity (0.8.22) and
+# duplicity 3.x from PyPI in its own venv (tests/e2e/duplicity.rs runs each
+# interop test against both; under CI=true a missing one fails the test).
+sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+apt_updated=""
+apt_install() {
+    [ -n "$apt_updated" ] || { $sudo apt-get update -q; apt_updated=1; }
+    $sudo apt-get install -y -q --no-install-recommends "$@"
+}
 need_packages=()
 command -v duplicity >/dev/null || need_packages+=(duplicity)
 command -v mkfifo >/dev/null || need_packages+=(coreutils)
 if ((${#need_packages[@]})); then
-    sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get update -q
-    $sudo apt-get install -y -q --no-install-recommends "${need_packages[@]}"
+    apt_install "${need_packages[@]}"
 fi
+
+# duplicity 3.0.7: the newest 3.0.x; PyPI has a manylinux wheel for Debian's
+# Python 3.11 with librsync inside. Installed with --no-deps and its runtime
+# imports pinned, because 3.0.x requires every cloud backend's library (boto3,
+# azure, megatools, ...), which the file:// backend never imports and some of
+# which do not build here. Reused while the venv holds exactly this version.
+DUPLICITY3_VERSION=3.0.7
+DUPLICITY3_PINS=(fasteners==0.20 pexpect==4.9.0 ptyprocess==0.7.0 python-gettext==5.0)
+duplicity3_venv="${XDG_CACHE_HOME:-$HOME/.cache}/orchestrator-ci/duplicity3"
+duplicity3_installed() {
+    [ "$("$duplicity3_venv/bin/python" -c 'import importlib.metadata as m; print(m.version("duplicity"))' 2>/dev/null)" \
+        = "$DUPLICITY3_VERSION" ] && "$duplicity3_venv/bin/duplicity" --version >/dev/null 2>&1
+}
+if ! duplicity3_installed; then
+    /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+    rm -rf "$duplicity3_venv"
+    /usr/bin/python3 -m venv "$duplicity3_venv"
+    if ! "$duplicity3_venv/bin/pip" install -q --no-deps --only-binary duplicity \
+        "duplicity==$DUPLICITY3_VERSION" "${DUPLICITY3_PINS[@]}"; then
+        # No wheel for this platform: build it against Debian's librsync.
+        build_packages=()
+        for p in librsync-dev python3-dev gcc; do
+            dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || build_packages+=("$p")
+        done
+        if ((${#build_packages[@]})); then apt_install "${build_packages[@]}"; fi
+        "$duplicity3_venv/bin/pip" install -q --no-deps --no-binary duplicity \
+            "duplicity==$DUPLICITY3_VERSION" "${DUPLICITY3_PINS[@]}"
+    fi
+    duplicity3_installed || { echo "duplicity $DUPLICITY3_VERSION did not install into $duplicity3_venv" >&2; exit 1; }
+fi
+export ORCHESTRATOR_DUPLICITY3="$duplicity3_venv/bin/duplicity"
 
 cargo fmt --all --check
 # One profile for everything: the plugins are built once (by host/build.rs into
