@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Benchmark of the duplicity sink against stock duplicity and restic (issue 3),
-# not a timed test: the same data set, the same machine, one run. The data set
-# is about 1 GiB: 10,000 small files and a few large ones, half of it
-# compressible. Until OpenPGP lands in the sink, every tool runs without
-# encryption (duplicity --no-encryption, gzip) except restic, which always
-# encrypts. Prints seconds and ratios (theirs / ours).
+# Benchmark of the duplicity sink against stock duplicity 3.x and restic
+# (issue 3), not a timed test: the same data set, the same machine, one run.
+# The data set is about 1 GiB: 10,000 small files and a few large ones, half
+# of it compressible. Every tool encrypts with a passphrase: ours and
+# duplicity with OpenPGP (AES-256), restic with its own format.
+# Times: full backup, incremental with nothing changed, incremental after 1%
+# changed, full restore of the latest state. Prints seconds, ratios
+# (theirs / ours), stored sizes and our peak memory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -12,9 +14,11 @@ work=${BENCH_DIR:-/dev/shm/orchestrator-bench-dup}
 rm -rf "$work"; mkdir -p "$work"
 cargo build --release --quiet
 bin=$repo/target/release/orchestrator
-for tool in duplicity restic; do
-    command -v "$tool" >/dev/null || { echo "installing $tool"; apt-get install -y -q "$tool" >/dev/null; }
-done
+command -v restic >/dev/null || { echo "installing restic"; apt-get install -y -q restic >/dev/null; }
+# duplicity 3.x as scripts/test.sh installs it, else Debian's.
+dup3=${ORCHESTRATOR_DUPLICITY3:-${XDG_CACHE_HOME:-$HOME/.cache}/orchestrator-ci/duplicity3/bin/duplicity}
+[ -x "$dup3" ] || dup3=$(command -v duplicity)
+echo "duplicity: $("$dup3" --version)"
 
 echo "building the data set in $work/data ..."
 python3 - "$work/data" <<'PY'
@@ -45,41 +49,84 @@ for name in ("disk.img", "video.bin"):
 PY
 du -sh "$work/data"
 
+export BENCH_PASSPHRASE="bench passphrase" PASSPHRASE="bench passphrase"
 cat > "$work/p.toml" <<EOT
 [pipeline]
 name = "bench"
+cache_dir = "$work/ours-cache"
 [sources.data]
 plugin = "directory"
 path = "$work/data"
 [sinks.dup]
 plugin = "duplicity-sink"
 target = "file://$work/ours"
-encryption = "none"
+encryption = "symmetric"
+passphrase = { env = "BENCH_PASSPHRASE" }
 volsize_mb = 200
 EOT
 
-t() { local s=$(date +%s.%N); "$@" >/dev/null 2>&1; python3 -c "print(f'{$(date +%s.%N) - $s:.1f}')"; }
-sync; ours_full=$(t "$bin" --log warn run "$work/p.toml")
-ours_restore=$(t "$bin" --log warn restore "$work/p.toml" --source data --to "$work/ours-restored")
-diff -rq "$work/data" "$work/ours-restored" >/dev/null || { echo "our restore differs!"; exit 1; }
-rm -rf "$work/ours-restored"
+# Seconds of one command; its peak RSS (KiB) goes to $work/rss.
+t() {
+    local s=$(date +%s.%N)
+    /usr/bin/time -f %M -o "$work/rss" "$@" >/dev/null 2>"$work/last.err" || { cat "$work/last.err"; exit 1; }
+    python3 -c "print(f'{$(date +%s.%N) - $s:.2f}')"
+}
+peak=0
+track() { local r; r=$(cat "$work/rss"); [ "$r" -gt "$peak" ] && peak=$r; true; }
 
-dup=(duplicity --no-encryption --volsize 200 --archive-dir "$work/dup-cache")
+# 1% of the data: 100 small files rewritten and 8 MiB inside a large file.
+change_one_percent() {
+    python3 - "$work/data" <<'PY'
+import os, sys
+root = sys.argv[1]
+for i in range(0, 10_000, 100):
+    p = os.path.join(root, f"small/d{i // 500:02d}/f{i:05d}")
+    open(p, "wb").write(os.urandom(os.path.getsize(p)))
+with open(os.path.join(root, "large/disk.img"), "r+b") as f:
+    f.seek(100 << 20)
+    f.write(os.urandom(8 << 20))
+PY
+}
+
+sync
+ours_full=$(t "$bin" --log warn run "$work/p.toml"); track
+sleep 1
+ours_idle=$(t "$bin" --log warn run "$work/p.toml"); track
+
+dup=("$dup3" --volsize 200 --archive-dir "$work/dup-cache")
 dup_full=$(t "${dup[@]}" full "$work/data" "file://$work/dup")
-dup_restore=$(t "${dup[@]}" restore "file://$work/dup" "$work/dup-restored")
-rm -rf "$work/dup-restored"
+dup_idle=$(t "${dup[@]}" incremental "$work/data" "file://$work/dup")
 
 export RESTIC_PASSWORD=bench RESTIC_REPOSITORY=$work/restic
 restic init >/dev/null
 restic_full=$(t restic backup "$work/data")
+restic_idle=$(t restic backup "$work/data")
+
+change_one_percent
+sleep 1
+ours_inc=$(t "$bin" --log warn run "$work/p.toml"); track
+dup_inc=$(t "${dup[@]}" incremental "$work/data" "file://$work/dup")
+restic_inc=$(t restic backup "$work/data")
+
+ours_restore=$(t "$bin" --log warn restore "$work/p.toml" --source data --to "$work/ours-restored"); track
+diff -rq "$work/data" "$work/ours-restored" >/dev/null || { echo "our restore differs!"; exit 1; }
+rm -rf "$work/ours-restored"
+dup_restore=$(t "${dup[@]}" restore "file://$work/dup" "$work/dup-restored")
+rm -rf "$work/dup-restored"
 restic_restore=$(t restic restore latest --target "$work/restic-restored")
 rm -rf "$work/restic-restored"
 
 python3 - <<PY
-rows = [("full backup", $ours_full, $dup_full, $restic_full), ("full restore", $ours_restore, $dup_restore, $restic_restore)]
-print(f"{'':14}{'ours':>8}{'duplicity':>11}{'restic':>9}{'dup/ours':>10}{'restic/ours':>13}")
+rows = [
+    ("full backup", $ours_full, $dup_full, $restic_full),
+    ("unchanged inc", $ours_idle, $dup_idle, $restic_idle),
+    ("1% changed inc", $ours_inc, $dup_inc, $restic_inc),
+    ("full restore", $ours_restore, $dup_restore, $restic_restore),
+]
+print(f"{'':16}{'ours':>8}{'duplicity':>11}{'restic':>9}{'dup/ours':>10}{'restic/ours':>13}")
 for name, o, d, r in rows:
-    print(f"{name:14}{o:>7.1f}s{d:>10.1f}s{r:>8.1f}s{d/o:>9.1f}x{r/o:>12.1f}x")
+    print(f"{name:16}{o:>7.2f}s{d:>10.2f}s{r:>8.2f}s{d/o:>9.1f}x{r/o:>12.1f}x")
 PY
+echo "our peak memory: $((peak / 1024)) MiB"
 du -sh "$work/ours" "$work/dup" "$work/restic" | sed 's/^/stored: /'
 rm -rf "$work"

@@ -39,4 +39,4 @@ mod seal;
 pub use error::Error;
 pub use keys::{OpenKey, PublicKey, SealKey, SecretKey, read_public_keys, read_secret_key};
 pub use open::{HOLDBACK, Opened, open};
-pub use seal::Sealer;
+pub use seal::{Sealer, SealingKey};

@@ -5,79 +5,341 @@ use std::{
     thread::{self, JoinHandle},
 };
 
+use orchestrator_deflate::ParallelDeflate;
 use pgp::{
-    composed::MessageBuilder,
+    composed::{Esk, RawSessionKey},
     crypto::{hash::HashAlgorithm, sym::SymmetricKeyAlgorithm},
-    types::{CompressionAlgorithm, Password, StringToKey},
+    packet::{PacketHeader, PublicKeyEncryptedSessionKey, SymKeyEncryptedSessionKey},
+    ser::Serialize,
+    types::{StringToKey, Tag},
 };
-use zeroize::Zeroizing;
 
 use crate::{
     error::{Error, describe},
     keys::{Component, PublicKey, SealKey},
 };
 
-/// Size of the plaintext chunks handed to the worker thread.
-const CHUNK: usize = 64 * 1024;
-/// Chunks in flight between the writer and the worker; with [`CHUNK`] this bounds the queue
-/// to 256 KiB.
+/// Plaintext bytes per chunk handed to the encryption thread.
+const CHUNK: usize = 256 * 1024;
+/// Chunks in flight to the encryption thread.
 const QUEUE_DEPTH: usize = 4;
 /// Coded S2K count 255 = 65,011,712 bytes hashed: what GnuPG 2.2 uses (spec §5.1). A sealed
-/// archive lives for years and its passphrase is the weak point, so take GnuPG's cost
-/// (about 0.1 s per message) rather than rPGP's default (coded 224, 16 MiB).
+/// archive lives for years and its passphrase is the weak point, so take GnuPG's cost. It is
+/// paid once per [`SealingKey`], not per message.
 const S2K_COUNT: u8 = 255;
-/// Partial body length of the SEIPD, compressed and literal packets (rPGP's default).
-const PARTIAL_CHUNK: u32 = pgp::composed::DEFAULT_PARTIAL_CHUNK_SIZE;
+/// Partial body length of every packet written (a power of two, at least 512).
+const PARTIAL: usize = 64 * 1024;
+/// OpenPGP compression algorithm 1: raw deflate, what GnuPG writes by default.
+const ZIP: u8 = 1;
+const CIPHER: SymmetricKeyAlgorithm = SymmetricKeyAlgorithm::AES256;
+
+/// A [`SealKey`] made ready for many messages.
+///
+/// For a passphrase, the expensive S2K derivation runs once here; each message still gets its
+/// own random session key, encrypted with the derived key in its SKESK (as `gpg --symmetric`
+/// does when it is given `--s2k-count` and a session key). All messages sealed with one
+/// `SealingKey` share the S2K salt, which costs nothing: they share the passphrase anyway.
+#[derive(Clone)]
+pub struct SealingKey {
+    kind: Prepared,
+    level: u32,
+}
+
+#[derive(Clone)]
+enum Prepared {
+    Passphrase { s2k: StringToKey, kek: RawSessionKey },
+    Recipients(Vec<PublicKey>),
+}
+
+impl SealingKey {
+    /// Prepares `key`, with GnuPG's compression level 6.
+    ///
+    /// Key problems (no recipients, an empty passphrase) are reported here.
+    pub fn new(key: &SealKey) -> Result<SealingKey, Error> {
+        let kind = match key {
+            SealKey::Passphrase(p) if p.is_empty() => {
+                return Err(Error::Key("the passphrase is empty; refusing to seal with it".into()));
+            }
+            SealKey::Passphrase(p) => {
+                let s2k = StringToKey::new_iterated(rand::thread_rng(), HashAlgorithm::Sha256, S2K_COUNT);
+                let kek = s2k
+                    .derive_key(p.as_bytes(), CIPHER.key_size())
+                    .map_err(|e| Error::Key(format!("cannot derive a key from the passphrase: {}", describe(&e))))?;
+                Prepared::Passphrase { s2k, kek }
+            }
+            SealKey::Recipients(keys) if keys.is_empty() => {
+                return Err(Error::Key("no recipients: give at least one public key to seal to".into()));
+            }
+            SealKey::Recipients(keys) => Prepared::Recipients(keys.clone()),
+        };
+        Ok(SealingKey { kind, level: 6 })
+    }
+
+    /// The deflate level of the ZIP packet: 1 is fastest, 9 smallest, 0 writes no compression
+    /// packet at all (like `gpg -z 0`).
+    pub fn with_compression(mut self, level: u32) -> SealingKey {
+        self.level = level.min(9);
+        self
+    }
+
+    /// The session-key packets of one message with `session_key`.
+    fn esks(&self, session_key: &RawSessionKey) -> Result<Vec<Esk>, Error> {
+        match &self.kind {
+            Prepared::Passphrase { s2k, kek } => {
+                // The SKESK v4 rPGP's `encrypt_v4` writes, with the key derived once.
+                let mut encrypted = Vec::with_capacity(1 + session_key.len());
+                encrypted.push(u8::from(CIPHER));
+                encrypted.extend_from_slice(session_key.as_ref());
+                CIPHER
+                    .encrypt_with_iv_regular(kek.as_ref(), &vec![0; CIPHER.block_size()], &mut encrypted)
+                    .map_err(|e| Error::Key(format!("cannot encrypt the session key: {}", describe(&e))))?;
+                let len = 2 + s2k.write_len() + encrypted.len();
+                let packet_header = PacketHeader::new_fixed(Tag::SymKeyEncryptedSessionKey, len as u32);
+                Ok(vec![Esk::SymKeyEncryptedSessionKey(SymKeyEncryptedSessionKey::V4 {
+                    packet_header,
+                    sym_algorithm: CIPHER,
+                    s2k: s2k.clone(),
+                    encrypted_key: encrypted.into(),
+                })])
+            }
+            Prepared::Recipients(keys) => keys
+                .iter()
+                .map(|key| {
+                    let mut rng = rand::thread_rng();
+                    let res = match key.encryption {
+                        Component::Primary => PublicKeyEncryptedSessionKey::from_session_key_v3(
+                            &mut rng,
+                            session_key,
+                            CIPHER,
+                            &key.cert.primary_key,
+                        ),
+                        Component::Subkey(i) => PublicKeyEncryptedSessionKey::from_session_key_v3(
+                            &mut rng,
+                            session_key,
+                            CIPHER,
+                            &key.cert.public_subkeys[i],
+                        ),
+                    };
+                    res.map(Esk::PublicKeyEncryptedSessionKey).map_err(|e| {
+                        Error::Key(format!("cannot encrypt to key {}: {}", key.encryption_fingerprint(), describe(&e)))
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Debug for SealingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.kind {
+            Prepared::Passphrase { .. } => "passphrase",
+            Prepared::Recipients(_) => "recipients",
+        };
+        f.debug_struct("SealingKey").field("kind", &kind).field("level", &self.level).finish()
+    }
+}
+
+/// One packet of unknown length written with partial body lengths: full chunks as they fill,
+/// the rest with a definite length at [`PacketWriter::finish`].
+struct PacketWriter<W: Write> {
+    out: W,
+    tag: Tag,
+    buf: Vec<u8>,
+    started: bool,
+}
+
+impl<W: Write> PacketWriter<W> {
+    /// A packet whose body starts with `prefix`.
+    fn new(out: W, tag: Tag, prefix: &[u8]) -> Self {
+        let mut buf = Vec::with_capacity(PARTIAL);
+        buf.extend_from_slice(prefix);
+        PacketWriter { out, tag, buf, started: false }
+    }
+
+    fn header(&mut self) -> io::Result<()> {
+        if !self.started {
+            self.started = true;
+            self.out.write_all(&[0xc0 | u8::from(self.tag)])?;
+        }
+        Ok(())
+    }
+
+    fn partial(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.header()?;
+        // 224 + n announces a partial body of 2^n bytes.
+        self.out.write_all(&[224 + PARTIAL.trailing_zeros() as u8])?;
+        self.out.write_all(chunk)
+    }
+
+    fn finish(mut self) -> io::Result<W> {
+        self.header()?;
+        let n = self.buf.len();
+        match n {
+            0..192 => self.out.write_all(&[n as u8])?,
+            192..8384 => {
+                let m = n - 192;
+                self.out.write_all(&[(m >> 8) as u8 + 192, m as u8])?;
+            }
+            _ => {
+                self.out.write_all(&[0xff])?;
+                self.out.write_all(&(n as u32).to_be_bytes())?;
+            }
+        }
+        self.out.write_all(&self.buf)?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> Write for PacketWriter<W> {
+    fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
+        let n = data.len();
+        // A chunk is sent only when more data follows it: the last one has a definite length.
+        while !data.is_empty() {
+            if self.buf.len() == PARTIAL {
+                let chunk = std::mem::take(&mut self.buf);
+                self.partial(&chunk)?;
+                self.buf = chunk;
+                self.buf.clear();
+            }
+            if self.buf.is_empty() && data.len() > PARTIAL {
+                self.partial(&data[..PARTIAL])?;
+                data = &data[PARTIAL..];
+                continue;
+            }
+            let take = (PARTIAL - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
 
 enum Chunk {
     Data(Vec<u8>),
     End,
 }
 
+/// The plaintext side's end of the channel to the encryption thread, batching small writes.
+struct ChunkSender {
+    tx: Option<SyncSender<Chunk>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkSender {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        match self.tx.as_ref().map(|tx| tx.send(Chunk::Data(chunk))) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(io::Error::other(STOPPED)),
+        }
+    }
+
+    fn end(mut self) -> io::Result<()> {
+        self.send()?;
+        match self.tx.take().map(|tx| tx.send(Chunk::End)) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(io::Error::other(STOPPED)),
+        }
+    }
+}
+
+const STOPPED: &str = "the OpenPGP encryption thread stopped";
+
+impl Write for ChunkSender {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The plaintext pipeline on the writer's side: literal packet, then (unless the level is 0)
+/// a ZIP packet compressed on every core.
+enum Plaintext {
+    Zip(PacketWriter<ParallelDeflate<PacketWriter<ChunkSender>>>),
+    Plain(PacketWriter<ChunkSender>),
+}
+
+impl Plaintext {
+    fn new(sender: ChunkSender, level: u32) -> io::Result<Plaintext> {
+        // Binary literal data, no file name, no date: what duplicity's gpg writes for a pipe.
+        const LITERAL: [u8; 6] = [b'b', 0, 0, 0, 0, 0];
+        Ok(if level == 0 {
+            Plaintext::Plain(PacketWriter::new(sender, Tag::LiteralData, &LITERAL))
+        } else {
+            let compressed = PacketWriter::new(sender, Tag::CompressedData, &[ZIP]);
+            let deflate = ParallelDeflate::new(compressed, level)?;
+            Plaintext::Zip(PacketWriter::new(deflate, Tag::LiteralData, &LITERAL))
+        })
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Plaintext::Zip(w) => w.write_all(data),
+            Plaintext::Plain(w) => w.write_all(data),
+        }
+    }
+
+    fn finish(self) -> io::Result<ChunkSender> {
+        match self {
+            Plaintext::Zip(w) => w.finish()?.finish()?.finish(),
+            Plaintext::Plain(w) => w.finish(),
+        }
+    }
+}
+
 /// A [`Write`] that seals what is written into `out` as one OpenPGP message.
 ///
-/// rPGP's `MessageBuilder` pulls its plaintext from a `Read`, so the message is built on a
-/// worker thread that reads the chunks written here from a bounded channel; memory stays
-/// bounded (a few MiB) whatever the message size, and `write` blocks while the worker is
-/// behind.
+/// The message is what GnuPG 2.2 writes and duplicity reads: the session-key packets, then
+/// SEIPD v1 (AES-256 with MDC) around a ZIP packet around a binary literal packet, all with
+/// partial body lengths so nothing needs the total size in advance. Plaintext is framed and
+/// compressed on the writer's side (deflate on every core, see `orchestrator-deflate`), and
+/// encrypted on a worker thread fed through a bounded channel (rPGP's SEIPD v1 stream
+/// encryptor pulls from a reader), so memory stays at a few MiB whatever the message size.
 ///
 /// - [`Sealer::finish`] must be called: it writes the last packets (and the MDC) and returns
 ///   `out`. Without it the message is incomplete.
-/// - An error of the worker (e.g. `out` failing) is reported by the next `write`, `flush` or
+/// - An error of the worker (e.g. `out` failing) is reported by the next `write` or
 ///   `finish`, as an `io::Error` from which [`Error::from_io`] recovers the [`Error`].
 /// - Dropping a `Sealer` without `finish` aborts the worker: it stops without writing the
 ///   final packets, so `out` holds a truncated message that no OpenPGP implementation
-///   accepts. The drop waits for the worker to stop (which it does as soon as a pending write
-///   to `out` returns); it neither hangs on the channel nor panics.
+///   accepts. The drop waits for the worker to stop; it neither hangs nor panics.
 pub struct Sealer<W: Write + Send + 'static> {
-    tx: Option<SyncSender<Chunk>>,
-    pending: Vec<u8>,
+    plaintext: Option<Plaintext>,
     worker: Option<JoinHandle<Result<W, Error>>>,
     failed: Option<Error>,
 }
 
 impl<W: Write + Send + 'static> Sealer<W> {
-    /// Starts a message sealed with `key`, written to `out`.
-    ///
-    /// Key problems (no recipients, empty passphrase, a key rPGP cannot encrypt to) are
-    /// reported here, before anything is written to `out`.
+    /// Starts a message sealed with `key` (prepared for this one message), written to `out`.
     pub fn new(out: W, key: &SealKey) -> Result<Self, Error> {
-        let key = WorkerKey::from(key)?;
+        Self::with_key(out, &SealingKey::new(key)?)
+    }
+
+    /// Starts a message sealed with a prepared key, written to `out`.
+    pub fn with_key(out: W, key: &SealingKey) -> Result<Self, Error> {
+        let session_key = CIPHER.new_session_key(rand::thread_rng());
+        let esks = key.esks(&session_key)?;
         let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
-        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
-        let worker =
-            thread::Builder::new().name("openpgp-sealer".into()).spawn(move || seal_worker(rx, ready_tx, key, out))?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => {
-                Ok(Sealer { tx: Some(tx), pending: Vec::with_capacity(CHUNK), worker: Some(worker), failed: None })
-            }
-            // The worker returns the same error after reporting it; join so no thread is left.
-            Ok(Err(err)) => {
-                let _ = worker.join();
-                Err(err)
-            }
-            Err(_) => Err(join_error(worker)),
-        }
+        let worker = thread::Builder::new()
+            .name("openpgp-sealer".into())
+            .spawn(move || seal_worker(rx, esks, session_key, out))?;
+        let sender = ChunkSender { tx: Some(tx), buf: Vec::with_capacity(CHUNK) };
+        let plaintext = Plaintext::new(sender, key.level)?;
+        Ok(Sealer { plaintext: Some(plaintext), worker: Some(worker), failed: None })
     }
 
     /// Writes the last packets and the MDC, waits for the worker and returns `out`
@@ -86,70 +348,58 @@ impl<W: Write + Send + 'static> Sealer<W> {
         if let Some(err) = &self.failed {
             return Err(err.duplicate());
         }
-        self.send_pending()?;
-        let tx = self.tx.take().expect("present until finish or drop");
-        // If the worker already stopped, the error comes from join below.
-        let _ = tx.send(Chunk::End);
-        drop(tx);
-        let worker = self.worker.take().expect("present until finish or drop");
-        match worker.join() {
-            Ok(result) => result,
-            Err(_) => Err(worker_panicked()),
+        let plaintext = self.plaintext.take().expect("present until finish");
+        let ended = plaintext.finish().and_then(ChunkSender::end);
+        let result = self.join();
+        match (ended, result) {
+            (_, Err(err)) => Err(err),
+            (Err(e), Ok(_)) => Err(Error::Io(e)),
+            (Ok(()), Ok(out)) => Ok(out),
         }
     }
 
-    fn send_pending(&mut self) -> Result<(), Error> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
-        let tx = self.tx.as_ref().expect("present until finish or drop");
-        if tx.send(Chunk::Data(chunk)).is_ok() {
-            return Ok(());
-        }
-        // The worker dropped its receiver, so it has stopped: its result says why.
-        self.tx = None;
-        let err = match self.worker.take().map(|w| w.join()) {
-            Some(Ok(Err(err))) => err,
-            Some(Ok(Ok(_))) => Error::Io(io::Error::other("the OpenPGP sealer stopped before the end of the message")),
-            Some(Err(_)) | None => worker_panicked(),
-        };
-        self.failed = Some(err.duplicate());
-        Err(err)
-    }
-
-    fn check(&self) -> io::Result<()> {
-        match &self.failed {
-            Some(err) => Err(err.duplicate().into_io()),
-            None => Ok(()),
+    fn join(&mut self) -> Result<W, Error> {
+        match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(worker_panicked()),
+            None => Err(Error::Io(io::Error::other(STOPPED))),
         }
     }
 }
 
 impl<W: Write + Send + 'static> Write for Sealer<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.check()?;
-        let n = buf.len().min(CHUNK - self.pending.len());
-        self.pending.extend_from_slice(&buf[..n]);
-        if self.pending.len() == CHUNK {
-            self.send_pending().map_err(Error::into_io)?;
+        if let Some(err) = &self.failed {
+            return Err(err.duplicate().into_io());
         }
-        Ok(n)
+        let plaintext = self.plaintext.as_mut().expect("present until finish");
+        match plaintext.write_all(buf) {
+            Ok(()) => Ok(buf.len()),
+            Err(e) => {
+                // The worker's own error says why; the writer side only saw the channel close.
+                self.plaintext = None;
+                let err = match self.join() {
+                    Err(err) => err,
+                    Ok(_) => Error::Io(e),
+                };
+                self.failed = Some(err.duplicate());
+                Err(err.into_io())
+            }
+        }
     }
 
-    /// Hands buffered plaintext to the worker. It does not force ciphertext into `out`:
-    /// packets are emitted in whole partial-length chunks, and only `finish` ends the message.
+    /// Plaintext is framed in whole chunks and compressed in whole blocks; only `finish`
+    /// ends the message.
     fn flush(&mut self) -> io::Result<()> {
-        self.check()?;
-        self.send_pending().map_err(Error::into_io)
+        Ok(())
     }
 }
 
 impl<W: Write + Send + 'static> Drop for Sealer<W> {
     fn drop(&mut self) {
-        // Closing the channel without `End` makes the worker's reader fail, which aborts the
-        // message instead of completing a truncated one.
-        self.tx = None;
+        // Dropping the plaintext side closes the channel without `End`, which makes the
+        // worker's reader fail and abort the message instead of completing a truncated one.
+        self.plaintext = None;
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
@@ -158,100 +408,61 @@ impl<W: Write + Send + 'static> Drop for Sealer<W> {
 
 impl<W: Write + Send + 'static> fmt::Debug for Sealer<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sealer")
-            .field("pending", &self.pending.len())
-            .field("failed", &self.failed)
-            .finish_non_exhaustive()
+        f.debug_struct("Sealer").field("failed", &self.failed).finish_non_exhaustive()
     }
 }
 
-/// What the worker needs of a [`SealKey`]; owned, because the worker outlives the borrow.
-enum WorkerKey {
-    Passphrase(Zeroizing<String>),
-    Recipients(Vec<PublicKey>),
-}
-
-impl WorkerKey {
-    fn from(key: &SealKey) -> Result<Self, Error> {
-        match key {
-            SealKey::Passphrase(p) if p.is_empty() => {
-                Err(Error::Key("the passphrase is empty; refusing to seal with it".into()))
-            }
-            SealKey::Passphrase(p) => Ok(WorkerKey::Passphrase(Zeroizing::new(p.clone()))),
-            SealKey::Recipients(keys) if keys.is_empty() => {
-                Err(Error::Key("no recipients: give at least one public key to seal to".into()))
-            }
-            SealKey::Recipients(keys) => Ok(WorkerKey::Recipients(keys.clone())),
-        }
+fn seal_worker<W: Write>(rx: Receiver<Chunk>, esks: Vec<Esk>, session_key: RawSessionKey, out: W) -> Result<W, Error> {
+    // The session-key packets go out with the first encrypted bytes, so an aborted message is
+    // never just a well-formed header (which gpg would "decrypt" to nothing, successfully).
+    let mut header = Vec::new();
+    for esk in &esks {
+        esk.to_writer(&mut header).map_err(|e| Error::Io(io::Error::other(describe(&e))))?;
     }
-}
-
-fn seal_worker<W: Write>(
-    rx: Receiver<Chunk>,
-    ready: SyncSender<Result<(), Error>>,
-    key: WorkerKey,
-    mut out: W,
-) -> Result<W, Error> {
-    let mut rng = rand::thread_rng();
+    let mut out = Deferred { out, header };
     let source = ChannelReader { rx, chunk: Vec::new(), pos: 0, ended: false };
-    let mut builder = MessageBuilder::from_reader("", source).seipd_v1(&mut rng, SymmetricKeyAlgorithm::AES256);
-    builder.compression(CompressionAlgorithm::ZIP);
-    let setup = (|| -> Result<(), Error> {
-        builder.partial_chunk_size(PARTIAL_CHUNK).map_err(|e| Error::Io(io::Error::other(describe(&e))))?;
-        match &key {
-            WorkerKey::Passphrase(p) => {
-                let s2k = StringToKey::new_iterated(&mut rng, HashAlgorithm::Sha256, S2K_COUNT);
-                builder
-                    .encrypt_with_password(s2k, &Password::from(p.as_str()))
-                    .map_err(|e| Error::Key(format!("cannot seal with the passphrase: {}", describe(&e))))?;
-            }
-            WorkerKey::Recipients(keys) => {
-                for key in keys {
-                    let res = match key.encryption {
-                        Component::Primary => builder.encrypt_to_key(&mut rng, &key.cert.primary_key),
-                        Component::Subkey(i) => builder.encrypt_to_key(&mut rng, &key.cert.public_subkeys[i]),
-                    };
-                    res.map_err(|e| {
-                        Error::Key(format!("cannot encrypt to key {}: {}", key.encryption_fingerprint(), describe(&e)))
-                    })?;
-                }
-            }
-        }
-        Ok(())
-    })();
-    if let Err(err) = setup {
-        let _ = ready.send(Err(err.duplicate()));
-        return Err(err);
+    let mut encrypted = CIPHER
+        .stream_encryptor(rand::thread_rng(), session_key.as_ref(), source)
+        .map_err(|e| Error::Key(format!("cannot start encrypting: {}", describe(&e))))?;
+    drop(session_key);
+    // SEIPD version 1, then the encrypted prefix, data and MDC.
+    let mut seipd = PacketWriter::new(&mut out, Tag::SymEncryptedProtectedData, &[1]);
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match encrypted.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Io(e)),
+        };
+        seipd.write_all(&buf[..n])?;
     }
-    drop(key);
-    // The caller may have gone away already; then the channel reader fails right away.
-    let _ = ready.send(Ok(()));
-    builder.to_writer(&mut rng, &mut out).map_err(|e| classify_seal(&e))?;
+    seipd.finish()?;
     out.flush()?;
-    Ok(out)
+    Ok(out.out)
 }
 
-fn classify_seal(err: &(dyn std::error::Error + 'static)) -> Error {
-    for e in crate::error::chain(err) {
-        if let Some(io) = e.downcast_ref::<io::Error>()
-            && !io.get_ref().is_some_and(|inner| inner.is::<pgp::errors::Error>())
-        {
-            return Error::Io(io::Error::new(io.kind(), describe(err)));
+/// `out`, with `header` written before the first bytes.
+struct Deferred<W: Write> {
+    out: W,
+    header: Vec<u8>,
+}
+
+impl<W: Write> Write for Deferred<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if !self.header.is_empty() {
+            self.out.write_all(&std::mem::take(&mut self.header))?;
         }
+        self.out.write(data)
     }
-    Error::Io(io::Error::other(describe(err)))
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 fn worker_panicked() -> Error {
     Error::Io(io::Error::other("the OpenPGP sealer thread panicked"))
-}
-
-fn join_error<W>(worker: JoinHandle<Result<W, Error>>) -> Error {
-    match worker.join() {
-        Ok(Err(err)) => err,
-        Ok(Ok(_)) => Error::Io(io::Error::other("the OpenPGP sealer stopped unexpectedly")),
-        Err(_) => worker_panicked(),
-    }
 }
 
 /// The worker's view of the channel: plaintext until `End`; a closed channel without `End`

@@ -2,7 +2,7 @@
 //! directions. Under `CI=true` a missing `gpg` fails the tests; elsewhere they
 //! are skipped with a note.
 
-use orchestrator_openpgp::{Error, OpenKey, SealKey, Sealer, open, read_public_keys, read_secret_key};
+use orchestrator_openpgp::{Error, OpenKey, SealKey, Sealer, SealingKey, open, read_public_keys, read_secret_key};
 use std::io::{Cursor, Read, Write};
 use std::process::{Command, Stdio};
 
@@ -137,6 +137,32 @@ fn gpg_decrypts_what_we_seal_with_a_passphrase() {
 }
 
 #[test]
+fn one_prepared_key_seals_many_messages_at_every_compression_level() {
+    if !gpg_available() {
+        return;
+    }
+    let gpg = Gpg::new();
+    let key = SealingKey::new(&SealKey::Passphrase("shared".into())).unwrap();
+    for level in [0, 1, 6, 9] {
+        let key = key.clone().with_compression(level);
+        for len in [0, 5_000_000] {
+            let plain = data(len);
+            let mut sealer = Sealer::with_key(Vec::new(), &key).unwrap();
+            sealer.write_all(&plain).unwrap();
+            let sealed = sealer.finish().unwrap();
+            assert!(gpg.run(&["--passphrase", "shared", "--decrypt"], &sealed) == plain, "level {level}, {len} bytes");
+            assert!(open_all(sealed.clone(), &OpenKey::Passphrase("shared".into())).unwrap() == plain);
+            let packets =
+                String::from_utf8_lossy(&gpg.run(&["--list-packets", "--passphrase", "shared"], &sealed)).into_owned();
+            assert_eq!(packets.contains("compressed packet"), level > 0, "level {level}: {packets}");
+            if len > 0 && level == 0 {
+                assert!(sealed.len() > len, "level 0 compressed");
+            }
+        }
+    }
+}
+
+#[test]
 fn we_open_what_gpg_encrypts_with_a_passphrase_and_every_compression() {
     if !gpg_available() {
         return;
@@ -238,8 +264,13 @@ fn a_dropped_sealer_leaves_a_message_nobody_accepts() {
     drop(sealer);
     let partial = out.lock().unwrap().clone();
     let gpg = Gpg::new();
-    let (ok, _, _) = gpg.try_run(&["--passphrase", "pw", "--decrypt"], &partial);
-    assert!(!ok, "gpg accepted an unfinished message");
+    let (ok, plain, err) = gpg.try_run(&["--passphrase", "pw", "--decrypt"], &partial);
+    assert!(
+        !ok,
+        "gpg accepted an unfinished message of {} bytes ({} plaintext bytes): {err}",
+        partial.len(),
+        plain.len()
+    );
     assert!(open_all(partial, &OpenKey::Passphrase("pw".into())).is_err());
 }
 

@@ -31,6 +31,7 @@ pub mod sink {
             "orchestrator:plugin/storage.object-writer": crate::capabilities::storage::ObjectWriter,
             "orchestrator:plugin/storage.object-reader": crate::capabilities::storage::ObjectReader,
             "orchestrator:plugin/scratch.scratch-file": crate::capabilities::scratch::ScratchFile,
+            "orchestrator:plugin/rsync.signer": crate::capabilities::rsync::Signer,
         },
     });
 }

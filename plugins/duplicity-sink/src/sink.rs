@@ -35,6 +35,9 @@ pub struct Config {
     pub volsize_mb: u64,
     /// Keep this many chains; older ones are removed after a good run.
     pub keep_full: Option<u32>,
+    /// Deflate level of volumes and signatures, 0 to 9. The host compresses
+    /// (it reads this key itself); here it is only checked.
+    pub compression_level: Option<u32>,
 }
 
 fn default_volsize() -> u64 {
@@ -95,6 +98,13 @@ impl Config {
             return Err(PluginError::Config(format!(
                 "volsize_mb: must be between 1 and 100000, got {}",
                 self.volsize_mb
+            )));
+        }
+        if let Some(level) = self.compression_level
+            && level > 9
+        {
+            return Err(PluginError::Config(format!(
+                "compression_level: must be between 0 (none) and 9 (smallest), got {level}"
             )));
         }
         if let Some(f) = &self.full_if_older_than
@@ -305,13 +315,9 @@ impl Sink for DuplicitySink {
         let excess = c.chains.len().saturating_sub(keep.max(1) as usize);
         let mut removed = Vec::new();
         // Whole chains only, oldest first: no kept set depends on them.
-        // Manifests go first so a chain interrupted mid-removal is never
-        // mistaken for a complete one.
         for chain in c.chains.iter().take(excess) {
             for set in chain.sets().rev() {
-                let names: Vec<&String> =
-                    set.manifest.iter().chain(set.signatures.iter()).chain(set.volumes.values()).collect();
-                for name in names {
+                for name in set.names() {
                     storage::delete(name)?;
                     removed.push(name.clone());
                 }

@@ -44,84 +44,10 @@ enum Msg {
     Finish,
 }
 
-/// Plaintext compressed per gzip member.
-const GZIP_BLOCK: usize = 8 << 20;
-
-/// gzip that uses every core: the stream is cut into blocks that are
-/// compressed in parallel, each into its own gzip member, written in order.
-/// A multi-member file is one gzip stream to every reader (gzip(1),
-/// Python's `gzip` module that duplicity uses, flate2's `MultiGzDecoder`);
-/// the size lost to restarting the dictionary every 8 MiB is negligible.
-struct ParallelGzip<W: Write> {
-    out: W,
-    block: Vec<u8>,
-    level: flate2::Compression,
-    in_flight: std::collections::VecDeque<JoinHandle<std::io::Result<Vec<u8>>>>,
-    parallelism: usize,
-}
-
-impl<W: Write> ParallelGzip<W> {
-    fn new(out: W, level: u32) -> Self {
-        let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
-        ParallelGzip {
-            out,
-            block: Vec::with_capacity(GZIP_BLOCK),
-            level: flate2::Compression::new(level),
-            in_flight: Default::default(),
-            parallelism,
-        }
-    }
-
-    fn write_oldest(&mut self) -> std::io::Result<()> {
-        if let Some(job) = self.in_flight.pop_front() {
-            let member = job.join().map_err(|_| std::io::Error::other("a compression thread panicked"))??;
-            self.out.write_all(&member)?;
-        }
-        Ok(())
-    }
-
-    fn dispatch(&mut self) -> std::io::Result<()> {
-        let block = std::mem::replace(&mut self.block, Vec::with_capacity(GZIP_BLOCK));
-        let level = self.level;
-        while self.in_flight.len() >= self.parallelism {
-            self.write_oldest()?;
-        }
-        self.in_flight.push_back(std::thread::spawn(move || {
-            let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(block.len() / 2 + 64), level);
-            gz.write_all(&block)?;
-            gz.finish()
-        }));
-        Ok(())
-    }
-
-    fn write_all(&mut self, mut data: &[u8]) -> std::io::Result<()> {
-        while !data.is_empty() {
-            let take = (GZIP_BLOCK - self.block.len()).min(data.len());
-            self.block.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.block.len() == GZIP_BLOCK {
-                self.dispatch()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(mut self) -> std::io::Result<W> {
-        // An empty object is still one (empty) gzip member, as gzip writes it.
-        if !self.block.is_empty() || self.in_flight.is_empty() {
-            self.dispatch()?;
-        }
-        while !self.in_flight.is_empty() {
-            self.write_oldest()?;
-        }
-        Ok(self.out)
-    }
-}
-
 /// The encoder between the plugin's plaintext and the stored bytes.
 enum Encoder {
     Plain(Hashing),
-    Gzip(Box<ParallelGzip<Hashing>>),
+    Gzip(Box<orchestrator_deflate::GzipWriter<Hashing>>),
     Openpgp(Box<orchestrator_openpgp::Sealer<Hashing>>),
 }
 
@@ -129,11 +55,13 @@ impl Encoder {
     fn new(stored: Hashing, encoding: &wit::Encoding, keys: &KeyRing) -> Result<Encoder, PluginError> {
         Ok(match encoding {
             wit::Encoding::None => Encoder::Plain(stored),
-            // Level 6 is what duplicity (Python's gzip module) writes.
-            wit::Encoding::Gzip => Encoder::Gzip(Box::new(ParallelGzip::new(stored, 6))),
+            wit::Encoding::Gzip => Encoder::Gzip(Box::new(
+                orchestrator_deflate::GzipWriter::new(stored, keys.compression_level())
+                    .map_err(|e| PluginError::Io(format!("cannot start compressing: {e}")))?,
+            )),
             wit::Encoding::Openpgp(k) => {
-                let key = keys.seal_key(k)?;
-                let sealer = orchestrator_openpgp::Sealer::new(stored, &key)
+                let key = keys.sealing_key(k)?;
+                let sealer = orchestrator_openpgp::Sealer::with_key(stored, &key)
                     .map_err(|e| PluginError::Other(format!("cannot start encrypting: {e}")))?;
                 Encoder::Openpgp(Box::new(sealer))
             }
@@ -237,6 +165,69 @@ impl Drop for ObjectWriter {
     }
 }
 
+/// Decoded bytes produced on a thread of their own, a few chunks ahead of the
+/// reader: inflating and decrypting a volume then overlaps with the plugin
+/// parsing the previous chunk and the host writing restored files.
+struct Prefetch {
+    rx: Receiver<std::io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+    done: bool,
+    /// A failure is reported on every later read too, never as a clean end.
+    failed: Option<(std::io::ErrorKind, String)>,
+}
+
+impl Prefetch {
+    const CHUNK: usize = 1 << 20;
+
+    fn start(mut inner: Box<dyn Read + Send>) -> Result<Prefetch, PluginError> {
+        let (tx, rx) = sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name("object-decoder".into())
+            .spawn(move || {
+                loop {
+                    let chunk = crate::capabilities::fill(&mut inner, Self::CHUNK as u32);
+                    let end = matches!(&chunk, Ok(c) if c.is_empty()) || chunk.is_err();
+                    // A closed queue means the reader was dropped: stop.
+                    if tx.send(chunk).is_err() || end {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| PluginError::Io(format!("cannot start a decoder thread: {e}")))?;
+        Ok(Prefetch { rx, chunk: Vec::new(), pos: 0, done: false, failed: None })
+    }
+}
+
+impl Read for Prefetch {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            if let Some((kind, message)) = &self.failed {
+                return Err(std::io::Error::new(*kind, message.clone()));
+            }
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.done = chunk.is_empty();
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.failed = Some((e.kind(), e.to_string()));
+                    return Err(e);
+                }
+                Err(_) => return Err(std::io::Error::other("the decoder thread stopped")),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// An object being read for a plugin.
 pub struct ObjectReader {
     pub(super) reader: Box<dyn Read + Send>,
@@ -251,14 +242,14 @@ impl ObjectReader {
     ) -> Result<ObjectReader, PluginError> {
         let reader: Box<dyn Read + Send> = match encoding {
             wit::Encoding::None => raw,
-            wit::Encoding::Gzip => {
-                Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, raw)))
-            }
+            wit::Encoding::Gzip => Box::new(Prefetch::start(Box::new(flate2::read::MultiGzDecoder::new(
+                std::io::BufReader::with_capacity(1 << 20, raw),
+            )))?),
             wit::Encoding::Openpgp(k) => {
                 let key = keys.open_key(k)?;
                 let opened = orchestrator_openpgp::open(std::io::BufReader::with_capacity(1 << 20, raw), &key)
                     .map_err(|e| keys.describe_open_error(e))?;
-                Box::new(opened)
+                Box::new(Prefetch::start(Box::new(opened))?)
             }
         };
         Ok(ObjectReader { reader })

@@ -42,9 +42,12 @@ impl Set {
         Set { time, volumes: BTreeMap::new(), manifest: None, signatures: None }
     }
 
-    /// Every remote name of the set.
+    /// Every remote name of the set, in the order to delete them: the
+    /// manifest first, so a removal cut short never leaves a set that looks
+    /// complete, and the signatures before the volumes, so it never leaves
+    /// signatures without a set (which no listing would attach to anything).
     pub fn names(&self) -> impl Iterator<Item = &String> {
-        self.volumes.values().chain(&self.manifest).chain(&self.signatures)
+        self.manifest.iter().chain(&self.signatures).chain(self.volumes.values())
     }
 }
 
@@ -125,10 +128,10 @@ impl Collection {
                 }
             }
         }
+        // Signatures without volumes or manifest are an interrupted run's
+        // too: they make an incomplete set, so the next run removes them.
         for (time, name) in sigs {
-            if let Some(set) = sets.get_mut(&time) {
-                set.signatures = Some(name);
-            }
+            sets.entry(time).or_insert_with(|| Set::new(time)).signatures = Some(name);
         }
         let mut ordered: Vec<Set> = sets.into_values().collect();
         ordered.sort_by_key(|s| (s.time.end(), matches!(s.time, SetTime::Inc(..))));
@@ -212,6 +215,7 @@ mod tests {
             set_names(SetTime::Inc(t1, t2), 1, true, true),
             set_names(SetTime::Inc(T0 + 5, T0 + 6), 1, true, true), // fits nothing
             set_names(SetTime::Full(t3), 3, false, false),          // killed run
+            set_names(SetTime::Full(t3 + 50), 0, false, true),      // killed while removing it
         ]);
         assert_eq!(c.chains.len(), 1);
         let chain = &c.chains[0];
@@ -224,8 +228,9 @@ mod tests {
         assert_eq!(chain.sets_at(t1).len(), 2);
         assert_eq!(chain.sets_at(T0).len(), 1);
         assert_eq!(c.orphans.len(), 1);
-        assert_eq!(c.incomplete.len(), 1);
+        assert_eq!(c.incomplete.len(), 2);
         assert_eq!(c.incomplete[0].volumes.len(), 3);
+        assert!(c.incomplete[1].volumes.is_empty() && c.incomplete[1].signatures.is_some());
         assert_eq!(c.chain_at(t2 + 1).unwrap().full.time, SetTime::Full(T0));
         assert!(c.chain_at(T0 - 1).is_none());
     }

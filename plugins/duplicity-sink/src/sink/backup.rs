@@ -13,9 +13,10 @@ use crate::format::difftar::{DiffTarWriter, VolumeStore};
 use crate::format::entries::{Collated, SigEntry, Signed, cmp_index};
 use crate::format::manifest::{Change, Manifest};
 use crate::format::names::{Kind, name};
-use crate::format::signature::SignatureWriter;
+use crate::format::signature::{STRONG_LEN, block_len};
 use crate::format::tarentry::{Prefix, TarKind, TarMeta, entry_name, footer, padding, write_header};
 use plugin_sdk::prelude::*;
+use plugin_sdk::rsync::Signer;
 use plugin_sdk::storage::{self, ObjectWriter};
 use std::cmp::Ordering;
 use std::io::{self, Write};
@@ -126,7 +127,8 @@ enum Encoder {
 struct Current {
     path: Vec<u8>,
     meta: TarMeta,
-    signature: SignatureWriter,
+    /// Hashed by the host, natively.
+    signature: Signer,
     encoder: Encoder,
     change: Change,
     written: u64,
@@ -246,7 +248,7 @@ impl plugin_sdk::Backup for DupBackup {
             };
             self.volumes.begin_file(&entry.path, matches!(encoder, Encoder::Delta(_)), meta.clone());
             self.current = Some(Current {
-                signature: SignatureWriter::new(entry.meta.size),
+                signature: Signer::new(block_len(entry.meta.size), STRONG_LEN)?,
                 path: entry.path,
                 meta,
                 encoder,
@@ -267,7 +269,7 @@ impl plugin_sdk::Backup for DupBackup {
 
     fn write(&mut self, data: &[u8]) -> Result<(), PluginError> {
         let current = self.current.as_mut().ok_or_else(|| PluginError::Other("content without a file".into()))?;
-        current.signature.update(data);
+        current.signature.update(data)?;
         current.written += data.len() as u64;
         match &mut current.encoder {
             Encoder::Snapshot => self.volumes.write(data).map_err(io),
@@ -293,7 +295,7 @@ impl plugin_sdk::Backup for DupBackup {
             self.delta_buf.clear();
         }
         self.volumes.end_file().map_err(io)?;
-        let signature = current.signature.finish();
+        let signature = current.signature.finish()?;
         let sig_name = entry_name(Prefix::Signature, &current.path, false, true);
         self.sigtar_entry(&sig_name, &current.meta, &signature)?;
         self.files.push((current.change, current.path));

@@ -302,17 +302,21 @@ impl plugin_sdk::Reader for DupReader {
     }
 
     fn read(&mut self, max: usize) -> Result<Vec<u8>, PluginError> {
-        let mut buf = vec![0u8; max.min(4 << 20)];
-        let n = match &mut self.content {
-            Content::None => 0,
-            Content::Stream(i) => self.sets[*i].read(&mut buf)?,
-            Content::Patched { file, offset } => {
-                let n = file.read_at(*offset, &mut buf)?;
-                *offset += n as u64;
-                n
-            }
-        };
-        buf.truncate(n);
-        Ok(buf)
+        let max = max.min(4 << 20);
+        let sets = &mut self.sets;
+        match &mut self.content {
+            Content::None => Ok(Vec::new()),
+            Content::Stream(i) => plugin_sdk::fill_with(|buf| sets[*i].read(buf).map_err(PluginError::into_io), max)
+                .map_err(PluginError::from_io),
+            Content::Patched { file, offset } => plugin_sdk::fill_with(
+                |buf| {
+                    let n = file.read_at(*offset, buf).map_err(PluginError::into_io)?;
+                    *offset += n as u64;
+                    Ok(n)
+                },
+                max,
+            )
+            .map_err(PluginError::from_io),
+        }
     }
 }

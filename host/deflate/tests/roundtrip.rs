@@ -1,0 +1,130 @@
+//! Every stream inflates to its input with standard inflaters: flate2, gzip(1)
+//! and Python's gzip module (what duplicity reads volumes with).
+
+use orchestrator_deflate::{BLOCK, GzipWriter, ParallelDeflate};
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+
+fn random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn text(len: usize) -> Vec<u8> {
+    b"backup restore volume chain manifest signature delta archive ".iter().copied().cycle().take(len).collect()
+}
+
+/// Text and random data interleaved in uneven runs, so blocks of both kinds
+/// and blocks that mix them occur.
+fn mixed(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut i = 0u64;
+    while out.len() < len {
+        let run = (300_000 + (i * 77_777) % 400_000) as usize;
+        let chunk = if i.is_multiple_of(2) { text(run) } else { random(run, i) };
+        out.extend_from_slice(&chunk[..run.min(len - out.len())]);
+        i += 1;
+    }
+    out
+}
+
+fn deflate(data: &[u8], level: u32, threads: usize) -> Vec<u8> {
+    let mut d = ParallelDeflate::with_threads(Vec::new(), level, threads).unwrap();
+    // Uneven writes, as callers make them.
+    for chunk in data.chunks(100_003) {
+        d.write_all(chunk).unwrap();
+    }
+    d.finish().unwrap()
+}
+
+fn inflate(stream: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(stream).read_to_end(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn raw_streams_inflate_to_their_input_at_every_size_and_level() {
+    let sizes = [0, 1, 1000, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK + 7];
+    for len in sizes {
+        for data in [text(len), random(len, len as u64), mixed(len)] {
+            for (level, threads) in [(0, 1), (1, 2), (6, 3), (9, 1)] {
+                let stream = deflate(&data, level, threads);
+                assert!(inflate(&stream) == data, "len {len} level {level} threads {threads}");
+            }
+        }
+    }
+}
+
+#[test]
+fn text_shrinks_and_random_data_is_stored_not_grown_much() {
+    let t = text(4 * BLOCK);
+    assert!(deflate(&t, 6, 2).len() < t.len() / 20);
+    let r = random(4 * BLOCK, 9);
+    let stored = deflate(&r, 6, 2);
+    // Stored blocks cost 5 bytes per 64 KiB.
+    assert!(stored.len() <= r.len() + r.len() / 10_000 + 64, "{} > {}", stored.len(), r.len());
+    let m = mixed(8 * BLOCK);
+    let out = deflate(&m, 6, 2);
+    assert!(out.len() < m.len() * 3 / 4, "mixed data did not shrink: {}", out.len());
+}
+
+#[test]
+fn gzip_members_read_by_gzip_and_python() {
+    let data = mixed(3 * BLOCK + 12_345);
+    let mut g = GzipWriter::new(Vec::new(), 6).unwrap();
+    g.write_all(&data).unwrap();
+    let gz = g.finish().unwrap();
+
+    let mut back = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut back).unwrap();
+    assert!(back == data, "flate2");
+
+    for (program, args) in [
+        ("gzip", vec!["-dc"]),
+        ("python3", vec!["-c", "import gzip,sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))"]),
+    ] {
+        let Ok(mut child) = Command::new(program).args(&args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()
+        else {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{program} is missing");
+            continue;
+        };
+        let mut stdin = child.stdin.take().unwrap();
+        let input = gz.clone();
+        let feeder = std::thread::spawn(move || stdin.write_all(&input));
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap().unwrap();
+        assert!(out.status.success(), "{program} failed");
+        assert!(out.stdout == data, "{program} read something else");
+    }
+
+    // The empty member is valid too.
+    let gz = GzipWriter::new(Vec::new(), 6).unwrap().finish().unwrap();
+    let mut back = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut back).unwrap();
+    assert!(back.is_empty());
+}
+
+#[test]
+fn a_failing_output_is_an_error_not_a_hang() {
+    struct Full;
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut d = ParallelDeflate::with_threads(Full, 6, 2).unwrap();
+    let data = random(10 * BLOCK, 3);
+    let err = d.write_all(&data).and_then(|_| d.finish().map(|_| ())).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::StorageFull);
+}
