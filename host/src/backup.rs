@@ -125,7 +125,7 @@ impl std::fmt::Display for Side {
 }
 
 /// Path order of entries: component-wise, bytewise (duplicity's index order).
-fn index_less(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn index_less(a: &[u8], b: &[u8]) -> bool {
     if a.is_empty() {
         return !b.is_empty();
     }

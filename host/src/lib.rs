@@ -9,6 +9,7 @@ pub mod backup;
 pub mod capabilities;
 pub mod cli;
 pub mod commands;
+pub mod compare;
 pub mod grants;
 pub mod host;
 pub mod lock;

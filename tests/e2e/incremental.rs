@@ -204,3 +204,38 @@ fn the_cache_is_disposable_and_the_target_is_the_truth() {
     assert!(!stale.exists(), "stale cache entry survived: {:?}", objects(&cache));
     restored_equals(&env, &pipeline, None, "r", &s1);
 }
+
+#[test]
+fn verify_compare_finds_every_difference_with_the_live_source() {
+    let env = Env::new();
+    let root = odd_tree(&env);
+    let pipeline = env.pipeline("p.toml", PIPELINE);
+    backup(&env, &pipeline, &[]);
+    change_once(&root);
+    backup(&env, &pipeline, &[]);
+    let same = env.run(&["verify", pipeline.to_str().unwrap(), "--compare"], &[]);
+    assert_eq!(same.code, 0, "{}", same.all());
+    assert!(same.stdout.contains("equals the live source"), "{}", same.all());
+
+    // One byte changed with size and mtime kept: only the content can tell.
+    let big = root.join("big.bin");
+    let mtime = std::fs::metadata(&big).unwrap().modified().unwrap();
+    let mut data = std::fs::read(&big).unwrap();
+    data[2_999_000] ^= 1;
+    std::fs::write(&big, &data).unwrap();
+    std::fs::File::options().write(true).open(&big).unwrap().set_modified(mtime).unwrap();
+    std::fs::set_permissions(root.join("plain.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::remove_file(root.join("added file.txt")).unwrap();
+    std::fs::write(root.join("newer.txt"), "new").unwrap();
+    let diff = env.run(&["verify", pipeline.to_str().unwrap(), "--compare"], &[]);
+    assert_eq!(diff.code, 1, "{}", diff.all());
+    for expected in [
+        "big.bin: the content differs",
+        "plain.txt: mode 600 in the source, 644 in the backup",
+        "added file.txt: in the backup, no longer in the source",
+        "newer.txt: new in the source, not in the backup",
+        "4 difference(s)",
+    ] {
+        assert!(diff.stdout.contains(expected), "missing {expected:?} in {}", diff.all());
+    }
+}

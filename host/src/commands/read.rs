@@ -312,13 +312,13 @@ fn status_json(source: &str, sink: &str, status: &sink_api::SourceStatus) -> ser
 }
 
 pub async fn verify(args: VerifyArgs) -> Result<u8, UsageError> {
-    if args.compare {
-        return Err(UsageError("`verify --compare` is not yet supported".into()));
-    }
     let mut host = Host::new(&args.pipeline)?;
     let sources = selected_sources(&host, &args.sources)?;
     let sinks = host.pipeline.sinks.clone();
     host.load_plugins(sinks.iter().map(|s| &s.instance))?;
+    if args.compare {
+        host.load_plugins(sources.iter())?;
+    }
     host.open_backends(&sinks)?;
     let mut code = exit::OK;
     for source in &sources {
@@ -345,6 +345,34 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, UsageError> {
                 Err(e) => {
                     code = exit::FAILED;
                     eprintln!("error: {} → {}: {e}", source.name, sink.instance.name);
+                }
+            }
+            if args.compare {
+                let backend = host.backend_of(sink).map_err(UsageError)?;
+                match crate::compare::compare(&host, source, sink, backend, now()).await {
+                    Ok(c) if c.differences.is_empty() => println!(
+                        "{} → {}: the newest backup equals the live source ({} entries compared)",
+                        source.name, sink.instance.name, c.compared
+                    ),
+                    Ok(c) => {
+                        code = exit::FAILED;
+                        println!(
+                            "{} → {}: {} difference(s) between the newest backup and the live source",
+                            source.name,
+                            sink.instance.name,
+                            c.differences.len()
+                        );
+                        for d in &c.differences {
+                            println!("  {d}");
+                        }
+                    }
+                    Err(e) => {
+                        code = exit::FAILED;
+                        eprintln!(
+                            "error: {} → {}: comparing with the live source: {e}",
+                            source.name, sink.instance.name
+                        );
+                    }
                 }
             }
         }

@@ -114,7 +114,10 @@ impl<S: VolumeStore> DiffTarWriter<S> {
 
     fn emit_chunk(&mut self, last: bool) -> io::Result<()> {
         let mut p = self.pending.take().expect("a file is open");
-        let data = if last { std::mem::take(&mut p.buf) } else { p.buf.drain(..BLOCK).collect() };
+        // `write` cuts a chunk as soon as the buffer holds exactly one block,
+        // so the buffer is the chunk: hand it over instead of copying it.
+        debug_assert!(last || p.buf.len() == BLOCK);
+        let data = std::mem::replace(&mut p.buf, if last { Vec::new() } else { Vec::with_capacity(BLOCK) });
         p.chunks += 1;
         let prefix = if p.diff { Prefix::MultivolDiff(p.chunks) } else { Prefix::MultivolSnapshot(p.chunks) };
         let name = entry_name(prefix, &p.index, false, false);
