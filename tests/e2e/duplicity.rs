@@ -40,6 +40,8 @@ pub enum Peer {
 pub enum Encryption {
     /// gzip volumes and signatures, plain manifests: duplicity's `--no-encryption`.
     None,
+    /// OpenPGP with a passphrase: duplicity's default with `PASSPHRASE`.
+    Symmetric,
 }
 
 impl Encryption {
@@ -47,6 +49,7 @@ impl Encryption {
     pub fn sink_settings(self) -> &'static str {
         match self {
             Encryption::None => r#"encryption = "none""#,
+            Encryption::Symmetric => "encryption = \"symmetric\"\npassphrase = { env = \"BACKUP_PASSPHRASE\" }",
         }
     }
 
@@ -54,6 +57,7 @@ impl Encryption {
     pub fn duplicity_options(self) -> &'static [&'static str] {
         match self {
             Encryption::None => &["--no-encryption"],
+            Encryption::Symmetric => &[],
         }
     }
 
@@ -61,6 +65,18 @@ impl Encryption {
     pub fn env(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Encryption::None => &[],
+            Encryption::Symmetric => {
+                &[("BACKUP_PASSPHRASE", "interop passphrase"), ("PASSPHRASE", "interop passphrase")]
+            }
+        }
+    }
+
+    /// The suffix of manifests on the target: manifests are never gzipped,
+    /// but encrypted like the rest.
+    pub fn manifest_suffix(self) -> &'static str {
+        match self {
+            Encryption::None => "",
+            Encryption::Symmetric => ".gpg",
         }
     }
 
@@ -68,6 +84,7 @@ impl Encryption {
     pub fn suffix(self) -> &'static str {
         match self {
             Encryption::None => ".gz",
+            Encryption::Symmetric => ".gpg",
         }
     }
 }

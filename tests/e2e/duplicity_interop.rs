@@ -37,6 +37,9 @@ against_both_duplicities! {
     duplicity_appends_to_our_chain_and_we_restore_every_time => |d| duplicity_appends_to_our_chain(d, Encryption::None);
     we_restore_every_time_of_a_chain_duplicity_wrote => |d| we_read_duplicitys_chain(d, Encryption::None);
     short_and_old_names_of_our_chain_are_read_by_both => |d| renamed_chains(d, Encryption::None);
+    duplicity_reads_our_encrypted_chain_at_every_time => |d| duplicity_reads_our_chain(d, Encryption::Symmetric);
+    duplicity_appends_to_our_encrypted_chain_and_we_restore_every_time => |d| duplicity_appends_to_our_chain(d, Encryption::Symmetric);
+    we_restore_every_time_of_an_encrypted_chain_duplicity_wrote => |d| we_read_duplicitys_chain(d, Encryption::Symmetric);
 }
 
 /// duplicity 0.8.22 writes short and old-style names itself; 3.x cannot
@@ -312,7 +315,7 @@ fn duplicity_appends_to_our_chain(dup: &Duplicity, enc: Encryption) {
     let theirs = times[3];
     let from = utc_name(sets[2].0);
     let to = utc_name(theirs);
-    let manifest = format!("duplicity-inc.{from}.to.{to}.manifest");
+    let manifest = format!("duplicity-inc.{from}.to.{to}.manifest{}", enc.manifest_suffix());
     assert!(objects(&dir).contains(&manifest), "duplicity's set does not continue ours: {:?}", objects(&dir));
     sets.push((theirs, snapshot(&env, &root, "s3")));
 
