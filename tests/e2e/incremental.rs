@@ -239,3 +239,42 @@ fn verify_compare_finds_every_difference_with_the_live_source() {
         assert!(diff.stdout.contains(expected), "missing {expected:?} in {}", diff.all());
     }
 }
+
+#[test]
+fn a_file_larger_than_the_plugins_memory_backs_up_and_restores_incrementally() {
+    // 48 MiB of plugin memory, a 160 MB file: nothing may hold a whole file.
+    let env = Env::new();
+    let root = env.path("data");
+    std::fs::create_dir(&root).unwrap();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let big: Vec<u8> = (0..160_000_000u64)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    std::fs::write(root.join("huge.img"), &big).unwrap();
+    let text = PIPELINE
+        .replace("path = \"{dir}/data\"", "path = \"{dir}/data\"\nlimits = { memory_mb = 48 }")
+        .replace("volsize_mb = 1", "volsize_mb = 50\nlimits = { memory_mb = 48 }");
+    let pipeline = env.pipeline("p.toml", &text);
+    let full = backup(&env, &pipeline, &[]);
+    assert_eq!(full["set"]["kind"], "full", "{full}");
+    let s0 = snapshot(&env, &root, "s0");
+
+    // A change in the middle: the incremental is a delta against the
+    // signature, and the restore patches the file through a scratch file.
+    let mut changed = big;
+    changed[80_000_000..80_001_000].fill(0);
+    std::fs::write(root.join("huge.img"), &changed).unwrap();
+    drop(changed);
+    let inc = backup(&env, &pipeline, &[]);
+    assert_eq!(inc["set"]["kind"], "incremental", "{inc}");
+    assert!(inc["set"]["size"].as_u64().unwrap() < 2_000_000, "not a delta: {inc}");
+    let s1 = snapshot(&env, &root, "s1");
+
+    restored_equals(&env, &pipeline, Some(full["set"]["time"].as_i64().unwrap()), "r0", &s0);
+    restored_equals(&env, &pipeline, None, "r1", &s1);
+}
