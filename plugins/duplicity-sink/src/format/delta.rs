@@ -108,59 +108,109 @@ fn read_uint(delta: &mut impl Read, width: usize) -> io::Result<u64> {
 /// version to `out`; returns its length. Reads the delta up to its END
 /// command, no further.
 pub fn apply(base: &mut impl Base, delta: &mut impl Read, out: &mut impl Write) -> io::Result<u64> {
-    let mut magic = [0u8; 4];
-    delta.read_exact(&mut magic).map_err(|e| bad(format!("a delta is too short: {e}")))?;
-    if magic != MAGIC {
-        return Err(bad(format!("not a librsync delta (magic {:02x?})", magic)));
-    }
+    let mut patch = Patch::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut written = 0u64;
     loop {
-        let mut op = [0u8; 1];
-        delta.read_exact(&mut op).map_err(|e| bad(format!("a delta ends without its END command: {e}")))?;
-        match op[0] {
-            END => return Ok(written),
-            op @ 0x01..=0x40 => {
-                written += literal(delta, op as u64, out, &mut buf)?;
+        let n = patch.read(base, delta, &mut buf)?;
+        if n == 0 {
+            return Ok(written);
+        }
+        out.write_all(&buf[..n])?;
+        written += n as u64;
+    }
+}
+
+/// A librsync delta being applied as its output is read: the new version
+/// streams out without ever being stored whole. The base and the delta are
+/// passed to each [`Patch::read`], so their owner can keep them elsewhere.
+#[derive(Debug, Default)]
+pub struct Patch {
+    started: bool,
+    ended: bool,
+    /// What the current command still has to give.
+    op: Op,
+}
+
+#[derive(Debug, Default)]
+enum Op {
+    #[default]
+    Next,
+    Literal(u64),
+    Copy {
+        offset: u64,
+        left: u64,
+    },
+}
+
+impl Patch {
+    /// A patch before the delta's magic.
+    pub fn new() -> Patch {
+        Patch::default()
+    }
+
+    /// The next bytes of the new version into `out`; 0 after the END
+    /// command (which is read, and nothing after it).
+    pub fn read(&mut self, base: &mut impl Base, delta: &mut impl Read, out: &mut [u8]) -> io::Result<usize> {
+        if !self.started {
+            let mut magic = [0u8; 4];
+            delta.read_exact(&mut magic).map_err(|e| bad(format!("a delta is too short: {e}")))?;
+            if magic != MAGIC {
+                return Err(bad(format!("not a librsync delta (magic {:02x?})", magic)));
             }
-            op @ 0x41..=0x44 => {
-                let len = read_uint(delta, 1 << (op - 0x41))?;
-                written += literal(delta, len, out, &mut buf)?;
+            self.started = true;
+        }
+        loop {
+            if self.ended || out.is_empty() {
+                return Ok(0);
             }
-            op @ 0x45..=0x54 => {
-                let i = op - 0x45;
-                let offset = read_uint(delta, 1 << (i / 4))?;
-                let len = read_uint(delta, 1 << (i % 4))?;
-                let mut done = 0u64;
-                while done < len {
-                    let want = (len - done).min(buf.len() as u64) as usize;
-                    let n = base.read_at(offset + done, &mut buf[..want])?;
+            match self.op {
+                Op::Next => self.op = self.command(delta)?,
+                Op::Literal(0) | Op::Copy { left: 0, .. } => self.op = Op::Next,
+                Op::Literal(left) => {
+                    let want = left.min(out.len() as u64) as usize;
+                    delta
+                        .read_exact(&mut out[..want])
+                        .map_err(|e| bad(format!("a delta's literal is cut short: {e}")))?;
+                    self.op = Op::Literal(left - want as u64);
+                    return Ok(want);
+                }
+                Op::Copy { offset, left } => {
+                    let want = left.min(out.len() as u64) as usize;
+                    let n = base.read_at(offset, &mut out[..want])?;
                     if n < want {
                         return Err(bad(format!(
                             "a delta copies bytes {}..{} of the previous version, which is shorter",
                             offset,
-                            offset + len
+                            offset + left
                         )));
                     }
-                    out.write_all(&buf[..n])?;
-                    done += n as u64;
+                    self.op = Op::Copy { offset: offset + n as u64, left: left - n as u64 };
+                    return Ok(n);
                 }
-                written += len;
             }
-            op => return Err(bad(format!("unknown delta command 0x{op:02x}"))),
         }
     }
-}
 
-fn literal(delta: &mut impl Read, len: u64, out: &mut impl Write, buf: &mut [u8]) -> io::Result<u64> {
-    let mut left = len;
-    while left > 0 {
-        let want = left.min(buf.len() as u64) as usize;
-        delta.read_exact(&mut buf[..want]).map_err(|e| bad(format!("a delta's literal is cut short: {e}")))?;
-        out.write_all(&buf[..want])?;
-        left -= want as u64;
+    fn command(&mut self, delta: &mut impl Read) -> io::Result<Op> {
+        let mut op = [0u8; 1];
+        delta.read_exact(&mut op).map_err(|e| bad(format!("a delta ends without its END command: {e}")))?;
+        Ok(match op[0] {
+            END => {
+                self.ended = true;
+                Op::Next
+            }
+            op @ 0x01..=0x40 => Op::Literal(op as u64),
+            op @ 0x41..=0x44 => Op::Literal(read_uint(delta, 1 << (op - 0x41))?),
+            op @ 0x45..=0x54 => {
+                let i = op - 0x45;
+                let offset = read_uint(delta, 1 << (i / 4))?;
+                let left = read_uint(delta, 1 << (i % 4))?;
+                Op::Copy { offset, left }
+            }
+            op => return Err(bad(format!("unknown delta command 0x{op:02x}"))),
+        })
     }
-    Ok(len)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! earlier versions go to host scratch files, never into memory.
 
 use super::store::Sealing;
-use crate::format::delta::{self, Base};
+use crate::format::delta::{self, Base, Patch};
 use crate::format::entries::{cmp_index, meta_of, parse_name};
 use crate::format::tarentry::{Prefix, TarKind};
 use crate::format::tarread::{Header, TarReader};
@@ -193,10 +193,12 @@ enum Content {
     None,
     /// Straight from a set's stream.
     Stream(usize),
-    /// A patched file, from a scratch file.
-    Patched {
-        file: ScratchFile,
-        offset: u64,
+    /// A file patched as it is read: the last delta (in set `set`) applied
+    /// to the version before it, kept in a scratch file.
+    Patching {
+        base: ScratchFile,
+        patch: Patch,
+        set: usize,
     },
 }
 
@@ -223,7 +225,8 @@ impl DupReader {
     }
 
     /// Rebuild a file from its snapshot in set `base` and the deltas in
-    /// `diffs`, oldest first.
+    /// `diffs`, oldest first, into a scratch file (the base for the newest
+    /// delta, which is applied as the file is read).
     fn patch(&mut self, base: usize, diffs: &[usize]) -> Result<ScratchFile, PluginError> {
         let mut previous = ScratchFile::create()?;
         io::copy(&mut self.sets[base], &mut previous).map_err(PluginError::from_io)?;
@@ -242,8 +245,9 @@ impl DupReader {
 
 impl plugin_sdk::Reader for DupReader {
     fn next(&mut self) -> Result<Option<Entry>, PluginError> {
-        if let Content::Stream(i) = std::mem::replace(&mut self.content, Content::None) {
-            self.sets[i].advance()?;
+        match std::mem::replace(&mut self.content, Content::None) {
+            Content::Stream(i) | Content::Patching { set: i, .. } => self.sets[i].advance()?,
+            Content::None => {}
         }
         loop {
             let Some(min) = self
@@ -290,9 +294,14 @@ impl plugin_sdk::Reader for DupReader {
                 return Ok(Some(e));
             }
             if self.with_content && e.meta.kind == EntryKind::File {
-                let file = self.patch(b, diffs)?;
-                e.meta.size = file.size();
-                self.content = Content::Patched { file, offset: 0 };
+                let (&last, earlier) = diffs.split_last().expect("diffs is not empty");
+                let base = self.patch(b, earlier)?;
+                for &i in &at[p..at.len() - 1] {
+                    self.sets[i].advance()?;
+                }
+                // The newest delta's set advances when the content is done.
+                self.content = Content::Patching { base, patch: Patch::new(), set: last };
+                return Ok(Some(e));
             }
             for &i in &at[p..] {
                 self.sets[i].advance()?;
@@ -308,15 +317,11 @@ impl plugin_sdk::Reader for DupReader {
             Content::None => Ok(Vec::new()),
             Content::Stream(i) => plugin_sdk::fill_with(|buf| sets[*i].read(buf).map_err(PluginError::into_io), max)
                 .map_err(PluginError::from_io),
-            Content::Patched { file, offset } => plugin_sdk::fill_with(
-                |buf| {
-                    let n = file.read_at(*offset, buf).map_err(PluginError::into_io)?;
-                    *offset += n as u64;
-                    Ok(n)
-                },
-                max,
-            )
-            .map_err(PluginError::from_io),
+            Content::Patching { base, patch, set } => {
+                let path = String::from_utf8_lossy(&sets[*set].head.as_ref().expect("a head").path).into_owned();
+                plugin_sdk::fill_with(|buf| patch.read(base, &mut sets[*set], buf), max)
+                    .map_err(|e| PluginError::Corrupt(format!("{path}: the delta cannot be applied: {e}")))
+            }
         }
     }
 }
