@@ -216,13 +216,7 @@ impl Patch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::signature::SignatureWriter;
-
-    fn signature(data: &[u8]) -> Vec<u8> {
-        let mut s = SignatureWriter::new(data.len() as u64);
-        s.update(data);
-        s.finish()
-    }
+    use crate::format::signature::one_shot as signature;
 
     fn delta_of(old: &[u8], new: &[u8], chunk: usize) -> Vec<u8> {
         let mut w = DeltaWriter::new(signature(old)).unwrap();
