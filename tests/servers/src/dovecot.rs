@@ -1,0 +1,1 @@
+//! Dovecot (Debian's dovecot-imapd) on loopback: see the crate docs.
