@@ -1,9 +1,12 @@
-use std::fmt;
+use std::{
+    fmt,
+    sync::{Arc, Mutex},
+};
 
 use pgp::{
-    composed::{Deserializable, SignedPublicKey, SignedSecretKey},
+    composed::{Deserializable, RawSessionKey, SignedPublicKey, SignedSecretKey},
     packet::{KeyFlags, Signature, SignatureType},
-    types::{KeyDetails, Timestamp},
+    types::{KeyDetails, StringToKey, Timestamp},
 };
 
 use crate::error::{Error, describe};
@@ -21,7 +24,7 @@ pub enum SealKey {
 #[derive(Clone)]
 pub enum OpenKey {
     /// The passphrase of a symmetrically encrypted message.
-    Passphrase(String),
+    Passphrase(Passphrase),
     /// A secret key the message was encrypted to, and the passphrase protecting that key
     /// (`None` if the key is not protected).
     SecretKey {
@@ -30,6 +33,67 @@ pub enum OpenKey {
         /// The passphrase that unlocks `key`.
         passphrase: Option<String>,
     },
+}
+
+/// A passphrase that opens messages, and the keys its S2K derivations gave.
+///
+/// An iterated S2K as GnuPG writes it hashes 65 MB per derivation (a tenth of a second), and
+/// every object sealed in one run by [`crate::Sealer`] shares one S2K salt, so remembering the
+/// derived keys makes opening a whole chain cost one derivation per run that wrote it instead
+/// of one per volume. Clones share what was derived.
+#[derive(Clone)]
+pub struct Passphrase {
+    text: String,
+    derived: Arc<Mutex<Vec<(StringToKey, usize, RawSessionKey)>>>,
+}
+
+/// Derivations kept per passphrase: duplicity seals every volume with a fresh salt, so its
+/// chains gain nothing and must not grow the cache without bound.
+const DERIVED_KEPT: usize = 16;
+
+impl Passphrase {
+    /// The passphrase's text.
+    pub fn expose(&self) -> &str {
+        &self.text
+    }
+
+    /// The key `s2k` derives from this passphrase, `key_size` bytes long, derived once.
+    pub(crate) fn derive(&self, s2k: &StringToKey, key_size: usize) -> pgp::errors::Result<RawSessionKey> {
+        let lookup = |kept: &[(StringToKey, usize, RawSessionKey)]| {
+            kept.iter().find(|(s, n, _)| s == s2k && *n == key_size).map(|(_, _, k)| k.clone())
+        };
+        if let Some(key) = lookup(&self.derived.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(key);
+        }
+        // Derived outside the lock: a slow derivation must not hold up other threads.
+        let key = s2k.derive_key(self.text.as_bytes(), key_size)?;
+        let mut kept = self.derived.lock().unwrap_or_else(|p| p.into_inner());
+        if lookup(&kept).is_none() {
+            if kept.len() == DERIVED_KEPT {
+                kept.remove(0);
+            }
+            kept.push((s2k.clone(), key_size, key.clone()));
+        }
+        Ok(key)
+    }
+}
+
+impl From<String> for Passphrase {
+    fn from(text: String) -> Passphrase {
+        Passphrase { text, derived: Arc::default() }
+    }
+}
+
+impl From<&str> for Passphrase {
+    fn from(text: &str) -> Passphrase {
+        Passphrase::from(text.to_string())
+    }
+}
+
+impl fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Passphrase(..)")
+    }
 }
 
 // Passphrases must not end up in logs.

@@ -37,6 +37,6 @@ mod open;
 mod seal;
 
 pub use error::Error;
-pub use keys::{OpenKey, PublicKey, SealKey, SecretKey, read_public_keys, read_secret_key};
+pub use keys::{OpenKey, Passphrase, PublicKey, SealKey, SecretKey, read_public_keys, read_secret_key};
 pub use open::{HOLDBACK, Opened, open};
 pub use seal::{Sealer, SealingKey};

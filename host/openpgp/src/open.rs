@@ -6,6 +6,7 @@ use std::{
 
 use pgp::{
     composed::{DecryptionOptions, Edata, Esk, Message, PlainSessionKey, TheRing, decrypt_session_key_with_password},
+    crypto::sym::SymmetricKeyAlgorithm,
     packet::{
         ProtectedDataConfig, PublicKeyEncryptedSessionKey, SymEncryptedProtectedDataConfig, SymKeyEncryptedSessionKey,
     },
@@ -14,7 +15,7 @@ use pgp::{
 
 use crate::{
     error::{Error, InputError, classify_read, describe},
-    keys::{OpenKey, SecretKey},
+    keys::{OpenKey, Passphrase, SecretKey},
 };
 
 /// Plaintext bytes [`Opened`] keeps back until the message's integrity is verified.
@@ -23,8 +24,9 @@ use crate::{
 /// before decompression and literal-packet framing; holding back the tail of the plaintext
 /// here makes the guarantee independent of how rPGP buffers.
 pub const HOLDBACK: usize = 8 * 1024;
-/// Plaintext buffer of [`Opened`]; must exceed [`HOLDBACK`].
-const BUF: usize = 64 * 1024;
+/// Plaintext buffer of [`Opened`]; must exceed [`HOLDBACK`] by far, because the held-back
+/// tail is moved to the front on every refill.
+const BUF: usize = 1024 * 1024;
 /// Read buffer over the caller's input.
 const INPUT_BUF: usize = 64 * 1024;
 
@@ -180,7 +182,30 @@ impl<R> fmt::Debug for Input<R> {
     }
 }
 
-fn from_passphrase(esk: &[Esk], edata: &mut Edata<'_>, passphrase: &str) -> Result<PlainSessionKey, Error> {
+/// The session key an SKESK holds for `passphrase`: what rPGP's
+/// `decrypt_session_key_with_password` does for v4 packets, with the S2K derivation cached in
+/// the [`Passphrase`]; v6 packets are left to rPGP.
+fn skesk_session_key(
+    skesk: &SymKeyEncryptedSessionKey,
+    passphrase: &Passphrase,
+) -> pgp::errors::Result<PlainSessionKey> {
+    match (skesk, skesk.sym_algorithm(), skesk.s2k(), skesk.encrypted_key()) {
+        (SymKeyEncryptedSessionKey::V4 { .. }, Some(alg), Some(s2k), Some(encrypted))
+            if alg != SymmetricKeyAlgorithm::Plaintext =>
+        {
+            let key = passphrase.derive(s2k, alg.key_size())?;
+            if encrypted.is_empty() {
+                // No encrypted session key: the derived key is the session key.
+                Ok(PlainSessionKey::V3_4 { key, sym_alg: alg })
+            } else {
+                skesk.decrypt(&key)
+            }
+        }
+        _ => decrypt_session_key_with_password(skesk, &Password::from(passphrase.expose())),
+    }
+}
+
+fn from_passphrase(esk: &[Esk], edata: &mut Edata<'_>, passphrase: &Passphrase) -> Result<PlainSessionKey, Error> {
     let skesks: Vec<&SymKeyEncryptedSessionKey> = esk
         .iter()
         .filter_map(|e| match e {
@@ -194,14 +219,13 @@ fn from_passphrase(esk: &[Esk], edata: &mut Edata<'_>, passphrase: &str) -> Resu
             recipients(esk)
         )));
     }
-    let password = Password::from(passphrase);
     let mut unsupported = None;
     for skesk in skesks {
         if !skesk.is_supported() {
             unsupported = Some(format!("passphrase packet (SKESK) version {:?}", skesk.version()));
             continue;
         }
-        match decrypt_session_key_with_password(skesk, &password) {
+        match skesk_session_key(skesk, passphrase) {
             // A wrong passphrase "decrypts" a GnuPG SKESK (which has no encrypted session
             // key) to a wrong session key; only the quick check tells.
             Ok(key) => {

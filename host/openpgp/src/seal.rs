@@ -1,6 +1,9 @@
+use cfb_mode::cipher::KeyIvInit;
+use rand::RngCore;
+use sha1::{Digest, Sha1};
 use std::{
     fmt,
-    io::{self, Read, Write},
+    io::{self, Write},
     sync::mpsc::{self, Receiver, SyncSender},
     thread::{self, JoinHandle},
 };
@@ -220,13 +223,22 @@ impl<W: Write> Write for PacketWriter<W> {
 
 enum Chunk {
     Data(Vec<u8>),
-    End,
+    /// The plaintext is complete; its modification detection code (SHA-1) follows.
+    End([u8; 20]),
 }
 
+/// The MDC packet's header: tag 19, length 20 (RFC 4880 §5.14).
+const MDC_HEADER: [u8; 2] = [0xD3, 0x14];
+
 /// The plaintext side's end of the channel to the encryption thread, batching small writes.
+///
+/// The MDC (SHA-1 over the random prefix, the plaintext and the MDC header) is hashed here,
+/// on the writer's thread, so the encryption thread does AES alone: CFB encryption is serial,
+/// and for incompressible data it is what limits how fast a message is sealed.
 struct ChunkSender {
     tx: Option<SyncSender<Chunk>>,
     buf: Vec<u8>,
+    mdc: Sha1,
 }
 
 impl ChunkSender {
@@ -235,6 +247,7 @@ impl ChunkSender {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.mdc.update(&chunk);
         match self.tx.as_ref().map(|tx| tx.send(Chunk::Data(chunk))) {
             Some(Ok(())) => Ok(()),
             _ => Err(io::Error::other(STOPPED)),
@@ -243,7 +256,9 @@ impl ChunkSender {
 
     fn end(mut self) -> io::Result<()> {
         self.send()?;
-        match self.tx.take().map(|tx| tx.send(Chunk::End)) {
+        self.mdc.update(MDC_HEADER);
+        let mdc = self.mdc.finalize().into();
+        match self.tx.take().map(|tx| tx.send(Chunk::End(mdc))) {
             Some(Ok(())) => Ok(()),
             _ => Err(io::Error::other(STOPPED)),
         }
@@ -254,6 +269,11 @@ const STOPPED: &str = "the OpenPGP encryption thread stopped";
 
 impl Write for ChunkSender {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.is_empty() && data.len() >= CHUNK {
+            self.buf = data.to_vec();
+            self.send()?;
+            return Ok(data.len());
+        }
         self.buf.extend_from_slice(data);
         if self.buf.len() >= CHUNK {
             self.send()?;
@@ -333,11 +353,17 @@ impl<W: Write + Send + 'static> Sealer<W> {
     pub fn with_key(out: W, key: &SealingKey) -> Result<Self, Error> {
         let session_key = CIPHER.new_session_key(rand::thread_rng());
         let esks = key.esks(&session_key)?;
+        // SEIPD v1's random prefix: one block, then its last two bytes again (RFC 4880 §5.13).
+        let mut prefix = [0u8; 18];
+        rand::thread_rng().fill_bytes(&mut prefix[..16]);
+        prefix.copy_within(14..16, 16);
+        let mut mdc = Sha1::new();
+        mdc.update(prefix);
         let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
         let worker = thread::Builder::new()
             .name("openpgp-sealer".into())
-            .spawn(move || seal_worker(rx, esks, session_key, out))?;
-        let sender = ChunkSender { tx: Some(tx), buf: Vec::with_capacity(CHUNK) };
+            .spawn(move || seal_worker(rx, esks, session_key, prefix, out))?;
+        let sender = ChunkSender { tx: Some(tx), buf: Vec::with_capacity(CHUNK), mdc };
         let plaintext = Plaintext::new(sender, key.level)?;
         Ok(Sealer { plaintext: Some(plaintext), worker: Some(worker), failed: None })
     }
@@ -412,7 +438,16 @@ impl<W: Write + Send + 'static> fmt::Debug for Sealer<W> {
     }
 }
 
-fn seal_worker<W: Write>(rx: Receiver<Chunk>, esks: Vec<Esk>, session_key: RawSessionKey, out: W) -> Result<W, Error> {
+/// Encrypts the plaintext chunks into one SEIPD v1 packet (RFC 4880 §5.13): AES-256 in CFB
+/// mode with a zero IV and no resynchronisation over the prefix, the plaintext and the MDC
+/// packet, each chunk encrypted in place.
+fn seal_worker<W: Write>(
+    rx: Receiver<Chunk>,
+    esks: Vec<Esk>,
+    session_key: RawSessionKey,
+    mut prefix: [u8; 18],
+    out: W,
+) -> Result<W, Error> {
     // The session-key packets go out with the first encrypted bytes, so an aborted message is
     // never just a well-formed header (which gpg would "decrypt" to nothing, successfully).
     let mut header = Vec::new();
@@ -420,22 +455,34 @@ fn seal_worker<W: Write>(rx: Receiver<Chunk>, esks: Vec<Esk>, session_key: RawSe
         esk.to_writer(&mut header).map_err(|e| Error::Io(io::Error::other(describe(&e))))?;
     }
     let mut out = Deferred { out, header };
-    let source = ChannelReader { rx, chunk: Vec::new(), pos: 0, ended: false };
-    let mut encrypted = CIPHER
-        .stream_encryptor(rand::thread_rng(), session_key.as_ref(), source)
-        .map_err(|e| Error::Key(format!("cannot start encrypting: {}", describe(&e))))?;
+    let mut cfb = cfb_mode::BufEncryptor::<aes::Aes256>::new_from_slices(session_key.as_ref(), &[0; 16])
+        .map_err(|e| Error::Key(format!("cannot start encrypting: {e}")))?;
     drop(session_key);
     // SEIPD version 1, then the encrypted prefix, data and MDC.
     let mut seipd = PacketWriter::new(&mut out, Tag::SymEncryptedProtectedData, &[1]);
-    let mut buf = vec![0u8; CHUNK];
+    cfb.encrypt(&mut prefix);
+    seipd.write_all(&prefix)?;
     loop {
-        let n = match encrypted.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::Io(e)),
-        };
-        seipd.write_all(&buf[..n])?;
+        match rx.recv() {
+            Ok(Chunk::Data(mut data)) => {
+                cfb.encrypt(&mut data);
+                seipd.write_all(&data)?;
+            }
+            Ok(Chunk::End(hash)) => {
+                let mut mdc = [0u8; 22];
+                mdc[..2].copy_from_slice(&MDC_HEADER);
+                mdc[2..].copy_from_slice(&hash);
+                cfb.encrypt(&mut mdc);
+                seipd.write_all(&mdc)?;
+                break;
+            }
+            // The Sealer was dropped without finish: abort, never complete a truncated message.
+            Err(_) => {
+                return Err(Error::Io(io::Error::other(
+                    "the Sealer was dropped before finish(); the message is incomplete",
+                )));
+            }
+        }
     }
     seipd.finish()?;
     out.flush()?;
@@ -463,39 +510,4 @@ impl<W: Write> Write for Deferred<W> {
 
 fn worker_panicked() -> Error {
     Error::Io(io::Error::other("the OpenPGP sealer thread panicked"))
-}
-
-/// The worker's view of the channel: plaintext until `End`; a closed channel without `End`
-/// means the `Sealer` was dropped, and must abort the message, not end it.
-struct ChannelReader {
-    rx: Receiver<Chunk>,
-    chunk: Vec<u8>,
-    pos: usize,
-    ended: bool,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.pos < self.chunk.len() {
-                let n = buf.len().min(self.chunk.len() - self.pos);
-                buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-                self.pos += n;
-                return Ok(n);
-            }
-            if self.ended || buf.is_empty() {
-                return Ok(0);
-            }
-            match self.rx.recv() {
-                Ok(Chunk::Data(data)) => {
-                    self.chunk = data;
-                    self.pos = 0;
-                }
-                Ok(Chunk::End) => self.ended = true,
-                Err(_) => {
-                    return Err(io::Error::other("the Sealer was dropped before finish(); the message is incomplete"));
-                }
-            }
-        }
-    }
 }

@@ -45,6 +45,10 @@ pub struct Listing {
 /// A regular file opened for a plugin.
 pub struct OpenFile {
     file: std::fs::File,
+    /// Bytes expected before the end (the size at open, less what was read):
+    /// a read reserves exactly that, so a small file costs one small buffer
+    /// and a large one full chunks, neither grown nor zeroed.
+    expected: u64,
 }
 
 fn display(path: &Path) -> String {
@@ -180,7 +184,7 @@ impl FsCtx {
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
             return Err(PluginError::Io(format!("{} is not a regular file", display(&full))));
         }
-        Ok(OpenFile { file: std::fs::File::from(fd) })
+        Ok(OpenFile { file: std::fs::File::from(fd), expected: stat.st_size.max(0) as u64 })
     }
 }
 
@@ -309,7 +313,13 @@ impl wit::HostListing for PluginState {
 impl wit::HostFile for PluginState {
     async fn read(&mut self, this: Resource<OpenFile>, max: u32) -> wasmtime::Result<Result<Vec<u8>, PluginError>> {
         let open = self.table.get_mut(&this)?;
-        Ok(super::fill(&mut open.file, max).map_err(|e| PluginError::Io(format!("reading a file: {e}"))))
+        // One byte more than expected, so the end of an unchanged file is seen
+        // in the same call; a file that grew is read on as usual.
+        let expected = usize::try_from(open.expected).unwrap_or(usize::MAX).saturating_add(1);
+        let chunk = super::fill_expecting(&mut open.file, max, expected)
+            .map_err(|e| PluginError::Io(format!("reading a file: {e}")))?;
+        open.expected = open.expected.saturating_sub(chunk.len() as u64);
+        Ok(Ok(chunk))
     }
 
     async fn drop(&mut self, this: Resource<OpenFile>) -> wasmtime::Result<()> {

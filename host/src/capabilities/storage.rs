@@ -257,7 +257,7 @@ impl wit::HostObjectWriter for PluginState {
         this: Resource<ObjectWriter>,
         data: Vec<u8>,
     ) -> wasmtime::Result<Result<(), PluginError>> {
-        Ok(self.table.get_mut(&this)?.write(&data))
+        Ok(self.table.get_mut(&this)?.write(data))
     }
 
     async fn finish(
@@ -311,7 +311,7 @@ mod tests {
         assert!(backend.create_new("docs/sub/.orchestrator-x/y", b"1").unwrap());
         assert!(!backend.create_new("docs/.orchestrator-lock", b"other").unwrap(), "create_new replaced");
         let mut w = ctx.put("visible", &wit::Encoding::None).unwrap();
-        w.write(b"v").unwrap();
+        w.write(b"v".to_vec()).unwrap();
         w.finish().unwrap();
         let names: Vec<_> = ctx.list().unwrap().into_iter().map(|o| o.name).collect();
         assert_eq!(names, ["visible"]);
@@ -356,8 +356,8 @@ mod tests {
         let ctx = StorageCtx::new(Arc::new(Backend::from_url(&url).unwrap()), "docs");
         let none = wit::Encoding::None;
         let mut w = ctx.put("a/obj", &none).unwrap();
-        w.write(b"hello ").unwrap();
-        w.write(b"world").unwrap();
+        w.write(b"hello ".to_vec()).unwrap();
+        w.write(b"world".to_vec()).unwrap();
         assert!(ctx.list().unwrap().is_empty(), "half-written object is visible");
         let stored = w.finish().unwrap();
         assert_eq!(stored.sha1, "2aae6c35c94fcfb415dbe95f408b9ce91ee846ed");
@@ -368,10 +368,10 @@ mod tests {
 
         // A dropped writer leaves the old object and no debris.
         let mut w = ctx.put("a/obj", &none).unwrap();
-        w.write(b"partial").unwrap();
+        w.write(b"partial".to_vec()).unwrap();
         drop(w);
         let mut content = String::new();
-        std::io::Read::read_to_string(&mut ctx.get("a/obj", &none).unwrap().reader, &mut content).unwrap();
+        std::io::Read::read_to_string(&mut ctx.get("a/obj", &none).unwrap(), &mut content).unwrap();
         assert_eq!(content, "hello world");
         assert_eq!(ctx.list().unwrap().len(), 1);
         let files: Vec<_> = std::fs::read_dir(tmp.path().join("docs/a")).unwrap().collect();
@@ -390,7 +390,7 @@ mod tests {
         let data: Vec<u8> = b"compressible ".repeat(100_000);
         let mut w = ctx.put("v.gz", &wit::Encoding::Gzip).unwrap();
         for chunk in data.chunks(65536) {
-            w.write(chunk).unwrap();
+            w.write(chunk.to_vec()).unwrap();
         }
         let stored = w.finish().unwrap();
         let on_disk = std::fs::read(tmp.path().join("docs/v.gz")).unwrap();
@@ -402,7 +402,7 @@ mod tests {
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&on_disk[..]), &mut plain).unwrap();
         assert_eq!(plain, data);
         let mut back = Vec::new();
-        std::io::Read::read_to_end(&mut ctx.get("v.gz", &wit::Encoding::Gzip).unwrap().reader, &mut back).unwrap();
+        std::io::Read::read_to_end(&mut ctx.get("v.gz", &wit::Encoding::Gzip).unwrap(), &mut back).unwrap();
         assert_eq!(back, data);
         let keys = wit::OpenpgpKeys { passphrase: Some("passphrase".into()), recipients: None, secret_key: None };
         assert!(matches!(ctx.put("x.gpg", &wit::Encoding::Openpgp(keys)).map(|_| ()), Err(PluginError::Config(_))));
@@ -427,14 +427,14 @@ mod tests {
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         let mut w = ctx.put("v.gpg", &keys).unwrap();
         for chunk in data.chunks(65536) {
-            w.write(chunk).unwrap();
+            w.write(chunk.to_vec()).unwrap();
         }
         let stored = w.finish().unwrap();
         let on_disk = std::fs::read(tmp.path().join("docs/v.gpg")).unwrap();
         assert_eq!(stored.sha1, hex::encode(Sha1::digest(&on_disk)));
         assert!(!on_disk.windows(8).any(|w| w == &data[1000..1008]), "plaintext is visible");
         let mut back = Vec::new();
-        std::io::Read::read_to_end(&mut ctx.get("v.gpg", &keys).unwrap().reader, &mut back).unwrap();
+        std::io::Read::read_to_end(&mut ctx.get("v.gpg", &keys).unwrap(), &mut back).unwrap();
         assert!(back == data);
 
         let wrong = StorageCtx::new(backend, "docs").with_keys(ring("other"));

@@ -26,16 +26,99 @@ struct Hashing {
     size: u64,
 }
 
-impl Write for Hashing {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.sink.write(data).map_err(|e| std::io::Error::other(e.describe()))?;
+impl Hashing {
+    fn write(&mut self, data: &[u8]) -> Result<(), PluginError> {
+        self.sink.write(data)?;
         self.hash.update(data);
         self.size += data.len() as u64;
+        Ok(())
+    }
+}
+
+/// Bytes batched on their way to the thread that hashes and stores them.
+const STORE_BATCH: usize = 1 << 20;
+
+/// The encoder's output: batched and handed to a thread of its own that
+/// hashes and stores it, so hashing and the backend's writes overlap with
+/// compressing and encrypting (for incompressible data, AES and the MDC alone
+/// keep one core busy).
+struct Stored {
+    tx: Option<SyncSender<Vec<u8>>>,
+    batch: Vec<u8>,
+    worker: Option<JoinHandle<Result<Hashing, PluginError>>>,
+}
+
+impl Stored {
+    fn start(mut hashing: Hashing) -> Result<Stored, PluginError> {
+        let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
+        let worker = std::thread::Builder::new()
+            .name("object-store".into())
+            .spawn(move || {
+                for batch in rx {
+                    hashing.write(&batch)?;
+                }
+                Ok(hashing)
+            })
+            .map_err(|e| PluginError::Io(format!("cannot start a storage thread: {e}")))?;
+        Ok(Stored { tx: Some(tx), batch: Vec::with_capacity(STORE_BATCH), worker: Some(worker) })
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(STORE_BATCH));
+        match self.tx.as_ref().map(|tx| tx.send(batch)) {
+            Some(Ok(())) => Ok(()),
+            // The worker stopped on an error, which says why (a full disk).
+            _ => Err(std::io::Error::other(match self.join() {
+                Err(e) => e.describe(),
+                Ok(_) => "the storage thread stopped".to_string(),
+            })),
+        }
+    }
+
+    fn join(&mut self) -> Result<Hashing, PluginError> {
+        self.tx = None;
+        match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(outcome)) => outcome,
+            Some(Err(_)) => Err(PluginError::Other("the storage thread failed".into())),
+            None => Err(PluginError::Other("the storage thread stopped".into())),
+        }
+    }
+
+    /// Everything written is stored: the hashed, counted, uncommitted object.
+    fn finish(mut self) -> Result<Hashing, PluginError> {
+        if !self.batch.is_empty() {
+            self.send().map_err(|e| PluginError::Io(e.to_string()))?;
+        }
+        self.join()
+    }
+}
+
+impl Write for Stored {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.batch.is_empty() && data.len() >= STORE_BATCH {
+            self.batch = data.to_vec();
+        } else {
+            self.batch.extend_from_slice(data);
+        }
+        if self.batch.len() >= STORE_BATCH {
+            self.send()?;
+        }
         Ok(data.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+impl Drop for Stored {
+    fn drop(&mut self) {
+        // Without `finish`, the worker ends and drops the uncommitted object,
+        // which removes its temporary file.
+        self.tx = None;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
     }
 }
 
@@ -46,13 +129,13 @@ enum Msg {
 
 /// The encoder between the plugin's plaintext and the stored bytes.
 enum Encoder {
-    Plain(Hashing),
-    Gzip(Box<orchestrator_deflate::GzipWriter<Hashing>>),
-    Openpgp(Box<orchestrator_openpgp::Sealer<Hashing>>),
+    Plain(Stored),
+    Gzip(Box<orchestrator_deflate::GzipWriter<Stored>>),
+    Openpgp(Box<orchestrator_openpgp::Sealer<Stored>>),
 }
 
 impl Encoder {
-    fn new(stored: Hashing, encoding: &wit::Encoding, keys: &KeyRing) -> Result<Encoder, PluginError> {
+    fn new(stored: Stored, encoding: &wit::Encoding, keys: &KeyRing) -> Result<Encoder, PluginError> {
         Ok(match encoding {
             wit::Encoding::None => Encoder::Plain(stored),
             wit::Encoding::Gzip => Encoder::Gzip(Box::new(
@@ -76,7 +159,7 @@ impl Encoder {
         }
     }
 
-    fn finish(self) -> std::io::Result<Hashing> {
+    fn finish(self) -> std::io::Result<Stored> {
         match self {
             Encoder::Plain(h) => Ok(h),
             Encoder::Gzip(gz) => gz.finish(),
@@ -96,7 +179,7 @@ fn run_encoder(name: &str, mut encoder: Encoder, rx: Receiver<Msg>) -> Result<wi
             Err(_) => return Err(PluginError::Other(format!("{name} was abandoned"))),
         }
     }
-    let Hashing { sink, hash, size } = encoder.finish().map_err(failed)?;
+    let Hashing { sink, hash, size } = encoder.finish().map_err(failed)?.finish()?;
     sink.commit()?;
     Ok(wit::StoredObject { name: name.to_string(), size, sha1: hex::encode(hash.finalize()) })
 }
@@ -116,7 +199,8 @@ impl ObjectWriter {
         encoding: &wit::Encoding,
         keys: &KeyRing,
     ) -> Result<ObjectWriter, PluginError> {
-        let encoder = Encoder::new(Hashing { sink, hash: Sha1::new(), size: 0 }, encoding, keys)?;
+        let stored = Stored::start(Hashing { sink, hash: Sha1::new(), size: 0 })?;
+        let encoder = Encoder::new(stored, encoding, keys)?;
         let (tx, rx) = sync_channel(QUEUE);
         let owned = name.to_string();
         let worker = std::thread::Builder::new()
@@ -136,9 +220,9 @@ impl ObjectWriter {
     }
 
     /// Append plaintext.
-    pub fn write(&mut self, data: &[u8]) -> Result<(), PluginError> {
+    pub fn write(&mut self, data: Vec<u8>) -> Result<(), PluginError> {
         let Some(tx) = &self.tx else { return Err(PluginError::Other("object already finished".into())) };
-        if tx.send(Msg::Data(data.to_vec())).is_err() {
+        if tx.send(Msg::Data(data)).is_err() {
             // The worker stopped early: its error says why.
             return Err(self.join().err().unwrap_or_else(|| PluginError::Other("encoder stopped".into())));
         }
@@ -168,7 +252,7 @@ impl Drop for ObjectWriter {
 /// Decoded bytes produced on a thread of their own, a few chunks ahead of the
 /// reader: inflating and decrypting a volume then overlaps with the plugin
 /// parsing the previous chunk and the host writing restored files.
-struct Prefetch {
+pub struct Prefetch {
     rx: Receiver<std::io::Result<Vec<u8>>>,
     chunk: Vec<u8>,
     pos: usize,
@@ -186,7 +270,7 @@ impl Prefetch {
             .name("object-decoder".into())
             .spawn(move || {
                 loop {
-                    let chunk = crate::capabilities::fill(&mut inner, Self::CHUNK as u32);
+                    let chunk = crate::capabilities::fill_expecting(&mut inner, Self::CHUNK as u32, Self::CHUNK);
                     let end = matches!(&chunk, Ok(c) if c.is_empty()) || chunk.is_err();
                     // A closed queue means the reader was dropped: stop.
                     if tx.send(chunk).is_err() || end {
@@ -199,14 +283,30 @@ impl Prefetch {
     }
 }
 
-impl Read for Prefetch {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+impl Prefetch {
+    /// Up to `max` decoded bytes; empty at the end. A whole decoded chunk is
+    /// handed over as it is, without copying it.
+    fn read_chunk(&mut self, max: usize) -> std::io::Result<Vec<u8>> {
+        if !self.next()? {
+            return Ok(Vec::new());
+        }
+        if self.pos == 0 && self.chunk.len() <= max {
+            return Ok(std::mem::take(&mut self.chunk));
+        }
+        let n = max.min(self.chunk.len() - self.pos);
+        let out = self.chunk[self.pos..self.pos + n].to_vec();
+        self.pos += n;
+        Ok(out)
+    }
+
+    /// Make sure a chunk with unread bytes is at hand; `false` at the end.
+    fn next(&mut self) -> std::io::Result<bool> {
         while self.pos == self.chunk.len() {
             if let Some((kind, message)) = &self.failed {
                 return Err(std::io::Error::new(*kind, message.clone()));
             }
             if self.done {
-                return Ok(0);
+                return Ok(false);
             }
             match self.rx.recv() {
                 Ok(Ok(chunk)) => {
@@ -221,6 +321,15 @@ impl Read for Prefetch {
                 Err(_) => return Err(std::io::Error::other("the decoder thread stopped")),
             }
         }
+        Ok(true)
+    }
+}
+
+impl Read for Prefetch {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.next()? {
+            return Ok(0);
+        }
         let n = buf.len().min(self.chunk.len() - self.pos);
         buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
         self.pos += n;
@@ -228,9 +337,11 @@ impl Read for Prefetch {
     }
 }
 
-/// An object being read for a plugin.
-pub struct ObjectReader {
-    pub(super) reader: Box<dyn Read + Send>,
+/// An object being read for a plugin: the stored bytes as they are, or
+/// decoded on a thread of their own.
+pub enum ObjectReader {
+    Raw(Box<dyn Read + Send>),
+    Decoded(Prefetch),
 }
 
 impl ObjectReader {
@@ -240,24 +351,28 @@ impl ObjectReader {
         encoding: &wit::Encoding,
         keys: &KeyRing,
     ) -> Result<ObjectReader, PluginError> {
-        let reader: Box<dyn Read + Send> = match encoding {
-            wit::Encoding::None => raw,
-            wit::Encoding::Gzip => Box::new(Prefetch::start(Box::new(flate2::read::MultiGzDecoder::new(
-                std::io::BufReader::with_capacity(1 << 20, raw),
-            )))?),
+        Ok(match encoding {
+            wit::Encoding::None => ObjectReader::Raw(raw),
+            wit::Encoding::Gzip => ObjectReader::Decoded(Prefetch::start(Box::new(
+                flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, raw)),
+            ))?),
             wit::Encoding::Openpgp(k) => {
                 let key = keys.open_key(k)?;
                 let opened = orchestrator_openpgp::open(std::io::BufReader::with_capacity(1 << 20, raw), &key)
                     .map_err(|e| keys.describe_open_error(e))?;
-                Box::new(Prefetch::start(Box::new(opened))?)
+                ObjectReader::Decoded(Prefetch::start(Box::new(opened))?)
             }
-        };
-        Ok(ObjectReader { reader })
+        })
     }
 
     /// Up to `max` decoded bytes; empty at the end.
     pub fn read(&mut self, max: u32) -> Result<Vec<u8>, PluginError> {
-        crate::capabilities::fill(&mut self.reader, max).map_err(|e| {
+        let max = max.min(crate::capabilities::MAX_READ);
+        match self {
+            ObjectReader::Raw(r) => crate::capabilities::fill(r, max),
+            ObjectReader::Decoded(p) => p.read_chunk(max as usize),
+        }
+        .map_err(|e| {
             // A damaged or wrongly keyed message shows up while reading.
             if e.kind() == std::io::ErrorKind::InvalidData {
                 PluginError::Corrupt(format!("reading an object: {e}"))
@@ -265,5 +380,14 @@ impl ObjectReader {
                 PluginError::Io(format!("reading an object: {e}"))
             }
         })
+    }
+}
+
+impl Read for ObjectReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            ObjectReader::Raw(r) => r.read(buf),
+            ObjectReader::Decoded(p) => p.read(buf),
+        }
     }
 }

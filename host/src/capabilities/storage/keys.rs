@@ -28,6 +28,10 @@ pub struct KeyRing {
     /// The sealing key of the run, prepared once: deriving a key from a
     /// passphrase takes a tenth of a second, and a run seals many objects.
     prepared: Arc<Mutex<Option<(String, SealingKey)>>>,
+    /// The opening key, kept for the same reason: its passphrase remembers
+    /// the keys its S2K derivations gave (one per run that sealed a chain),
+    /// and a secret key is parsed once.
+    opening: Arc<Mutex<Option<(String, OpenKey)>>>,
 }
 
 impl Default for KeyRing {
@@ -44,7 +48,7 @@ impl KeyRing {
             .get("compression_level")
             .and_then(serde_json::Value::as_u64)
             .map_or(DEFAULT_COMPRESSION_LEVEL, |l| l.min(9) as u32);
-        KeyRing { secrets, config, base, level, prepared: Arc::default() }
+        KeyRing { secrets, config, base, level, prepared: Arc::default(), opening: Arc::default() }
     }
 
     /// Deflate level of compressed objects.
@@ -113,6 +117,19 @@ impl KeyRing {
     /// The key that opens an object: the secret key when the sink names
     /// one (unlocked by the passphrase), else the passphrase.
     pub fn open_key(&self, k: &OpenpgpKeys) -> Result<OpenKey, PluginError> {
+        let id = format!("{:?}/{:?}/{:?}", k.passphrase, k.recipients, k.secret_key);
+        let mut opening = self.opening.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((cached, key)) = opening.as_ref()
+            && *cached == id
+        {
+            return Ok(key.clone());
+        }
+        let key = self.read_open_key(k)?;
+        *opening = Some((id, key.clone()));
+        Ok(key)
+    }
+
+    fn read_open_key(&self, k: &OpenpgpKeys) -> Result<OpenKey, PluginError> {
         let passphrase = k.passphrase.as_deref().map(|key| self.secret(key)).transpose()?;
         if let Some(key) = &k.secret_key {
             let armored = self.secret(key)?;
@@ -128,7 +145,7 @@ impl KeyRing {
             ));
         }
         match passphrase {
-            Some(p) => Ok(OpenKey::Passphrase(p)),
+            Some(p) => Ok(OpenKey::Passphrase(p.into())),
             None => Err(PluginError::Config(
                 "reading encrypted archives needs passphrase (symmetric) or secret_key (public-key)".into(),
             )),
