@@ -2,7 +2,7 @@
 //! sent to a server whose key has not been checked.
 
 use crate::config::{Auth, SftpConfig, Target};
-use crate::error::SftpError;
+use crate::error::{HostKeyCheck, SftpError};
 use crate::known_hosts::{self, KnownHosts, Verdict};
 use ssh2::{MethodType, Session};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -75,19 +75,17 @@ fn check_host_key(
     let Some((key, _)) = session.host_key() else {
         return Err(SftpError::Handshake { target: target.clone(), reason: "the server sent no host key".into() });
     };
-    let key_type = known_hosts::key_type(key).unwrap_or_else(|| "unknown-type".into());
-    let fingerprint = known_hosts::fingerprint(key);
-    let known_hosts = config.known_hosts.clone();
+    let check = Box::new(HostKeyCheck {
+        key_type: known_hosts::key_type(key).unwrap_or_else(|| "unknown-type".into()),
+        fingerprint: known_hosts::fingerprint(key),
+        known_hosts: config.known_hosts.clone(),
+    });
     let target = target.clone();
     match known.check(&config.host, config.port, key) {
         Verdict::Known => Ok(()),
-        Verdict::Unknown => Err(SftpError::UnknownHostKey { target, key_type, fingerprint, known_hosts }),
-        Verdict::Changed { lines, known_types } => {
-            Err(SftpError::ChangedHostKey { target, key_type, fingerprint, known_hosts, lines, known_types })
-        }
-        Verdict::Revoked { line } => {
-            Err(SftpError::RevokedHostKey { target, key_type, fingerprint, known_hosts, line })
-        }
+        Verdict::Unknown => Err(SftpError::UnknownHostKey { target, check }),
+        Verdict::Changed { lines, known_types } => Err(SftpError::ChangedHostKey { target, check, lines, known_types }),
+        Verdict::Revoked { line } => Err(SftpError::RevokedHostKey { target, check, line }),
     }
 }
 

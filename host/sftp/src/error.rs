@@ -45,39 +45,34 @@ pub enum SftpError {
 
     /// `known_hosts` has no line for this server.
     #[error(
-        "{target}: unknown host: {} has no key for this server, which offered {key_type} key {fingerprint}. \
+        "{target}: unknown host: {} has no key for this server, which offered {} key {}. \
          Check that fingerprint against the server's own (on the server: `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub`), \
          then add it with `ssh-keyscan -p {} {} >> {}`",
-        .known_hosts.display(), .target.port, .target.host, .known_hosts.display()
+        .check.known_hosts.display(), .check.key_type, .check.fingerprint,
+        .target.port, .target.host, .check.known_hosts.display()
     )]
-    UnknownHostKey { target: Target, key_type: String, fingerprint: String, known_hosts: PathBuf },
+    UnknownHostKey { target: Target, check: Box<HostKeyCheck> },
 
     /// `known_hosts` holds other keys for this server.
     #[error(
-        "{target}: HOST KEY MISMATCH: the server offered {key_type} key {fingerprint}, but {} line(s) {} \
-         hold(s) another key ({}) for it. Someone may be intercepting the connection (man in the middle), \
+        "{target}: HOST KEY MISMATCH: the server offered {} key {}, but {} holds another key for it \
+         ({}, line(s) {}). Someone may be intercepting the connection (man in the middle), \
          or the server was reinstalled. Do not connect until you have checked the fingerprint on the server \
          (`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub`); if it is right, remove the old entry with \
          `ssh-keygen -R {} -f {}` and add the new one with `ssh-keyscan -p {} {} >> {}`",
-        .known_hosts.display(), join_lines(.lines), .known_types.join(", "), keygen_name(.target), .known_hosts.display(),
-        .target.port, .target.host, .known_hosts.display()
+        .check.key_type, .check.fingerprint, .check.known_hosts.display(), .known_types.join(", "), join_lines(.lines),
+        keygen_name(.target), .check.known_hosts.display(),
+        .target.port, .target.host, .check.known_hosts.display()
     )]
-    ChangedHostKey {
-        target: Target,
-        key_type: String,
-        fingerprint: String,
-        known_hosts: PathBuf,
-        lines: Vec<usize>,
-        known_types: Vec<String>,
-    },
+    ChangedHostKey { target: Target, check: Box<HostKeyCheck>, lines: Vec<usize>, known_types: Vec<String> },
 
     /// `known_hosts` marks the offered key `@revoked`.
     #[error(
-        "{target}: the server offered {key_type} key {fingerprint}, which {} line {line} marks @revoked; refusing \
+        "{target}: the server offered {} key {}, which {} line {line} marks @revoked; refusing \
          to connect. Find out why the key was revoked before changing that line",
-        .known_hosts.display()
+        .check.key_type, .check.fingerprint, .check.known_hosts.display()
     )]
-    RevokedHostKey { target: Target, key_type: String, fingerprint: String, known_hosts: PathBuf, line: usize },
+    RevokedHostKey { target: Target, check: Box<HostKeyCheck>, line: usize },
 
     /// The `known_hosts` file exists but cannot be read.
     #[error("{target}: cannot read known_hosts file {}: {reason}", .path.display())]
@@ -124,6 +119,18 @@ pub enum SftpError {
     /// Any other failure of an operation.
     #[error("{target}: {op} {} failed: {reason}", .path.display())]
     Remote { target: Target, op: &'static str, path: PathBuf, reason: String },
+}
+
+/// What the host key check saw, kept out of line so that every `Result`
+/// of this crate stays small.
+#[derive(Debug)]
+pub struct HostKeyCheck {
+    /// The algorithm of the key the server offered (`ssh-ed25519`).
+    pub key_type: String,
+    /// Its SHA256 fingerprint as OpenSSH prints it.
+    pub fingerprint: String,
+    /// The `known_hosts` file it was checked against.
+    pub known_hosts: PathBuf,
 }
 
 impl SftpError {
@@ -202,12 +209,14 @@ mod tests {
 
     #[test]
     fn messages_name_the_target_and_the_fix() {
-        let unknown = SftpError::UnknownHostKey {
-            target: target(),
-            key_type: "ssh-ed25519".into(),
-            fingerprint: "SHA256:abc".into(),
-            known_hosts: "/config/known_hosts".into(),
+        let check = |known_hosts: &str| {
+            Box::new(HostKeyCheck {
+                key_type: "ssh-ed25519".into(),
+                fingerprint: "SHA256:abc".into(),
+                known_hosts: known_hosts.into(),
+            })
         };
+        let unknown = SftpError::UnknownHostKey { target: target(), check: check("/config/known_hosts") };
         let text = unknown.to_string();
         assert!(text.starts_with("backup@nas.lan:2222: unknown host"), "{text}");
         assert!(text.contains("SHA256:abc"), "{text}");
@@ -216,14 +225,12 @@ mod tests {
 
         let changed = SftpError::ChangedHostKey {
             target: target(),
-            key_type: "ssh-ed25519".into(),
-            fingerprint: "SHA256:abc".into(),
-            known_hosts: "/kh".into(),
+            check: check("/kh"),
             lines: vec![3, 7],
             known_types: vec!["ssh-rsa".into()],
         };
         let text = changed.to_string();
-        assert!(text.contains("man in the middle") && text.contains("line(s) 3, 7"), "{text}");
+        assert!(text.contains("man in the middle") && text.contains("(ssh-rsa, line(s) 3, 7)"), "{text}");
         assert!(text.contains("ssh-keygen -R '[nas.lan]:2222' -f /kh"), "{text}");
     }
 

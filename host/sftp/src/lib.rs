@@ -35,7 +35,7 @@ mod read;
 mod write;
 
 pub use config::{Auth, DEFAULT_PORT, DEFAULT_TIMEOUT, Secret, SftpConfig, Target};
-pub use error::{ErrorKind, SftpError};
+pub use error::{ErrorKind, HostKeyCheck, SftpError};
 pub use read::{FileKind, Meta, SftpReader};
 pub use write::{AtomicWriter, TEMP_PREFIX};
 

@@ -38,6 +38,9 @@ pub struct SshdOptions {
     /// `PermitRootLogin prohibit-password`), so a test can send a password
     /// and see it rejected.
     pub password_authentication: bool,
+    /// Serve SFTP read-only (`internal-sftp -R`): every write is refused
+    /// with "permission denied", which root (as CI runs) otherwise never sees.
+    pub read_only: bool,
 }
 
 /// A running sshd on 127.0.0.1, killed when dropped.
@@ -245,6 +248,7 @@ fn wait_until_listening(child: &mut Child, port: u16) -> bool {
 fn sshd_config(dir: &Path, port: u16, options: &SshdOptions) -> String {
     let d = dir.display();
     let password = if options.password_authentication { "yes" } else { "no" };
+    let sftp_flags = if options.read_only { " -R" } else { "" };
     format!(
         "# Written by test-servers for one test; see tests/servers/src/sshd.rs.
 ListenAddress 127.0.0.1
@@ -262,7 +266,7 @@ UseDNS no
 PrintMotd no
 # Tests connect in parallel; the default (10:30:100) drops some at random.
 MaxStartups 100
-Subsystem sftp internal-sftp
+Subsystem sftp internal-sftp{sftp_flags}
 LogLevel VERBOSE
 "
     )
