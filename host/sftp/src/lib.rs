@@ -31,6 +31,7 @@ mod config;
 mod connect;
 mod error;
 mod known_hosts;
+mod posix_rename;
 mod read;
 mod write;
 
@@ -39,8 +40,9 @@ pub use error::{ErrorKind, HostKeyCheck, SftpError};
 pub use read::{FileKind, Meta, SftpReader};
 pub use write::{AtomicWriter, TEMP_PREFIX};
 
+use posix_rename::PosixRename;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// An open SFTP session with one server.
 #[derive(Clone)]
@@ -50,9 +52,12 @@ pub struct Sftp {
 
 struct Inner {
     target: Target,
-    // Before `_session`: the SFTP channel closes before the connection.
+    // Channels before `session`: they close before the connection.
     sftp: ssh2::Sftp,
-    _session: ssh2::Session,
+    /// Opened on the first rename; `Some(None)` once the server said it has
+    /// no `posix-rename@openssh.com`.
+    posix_rename: Mutex<Option<Option<PosixRename>>>,
+    session: ssh2::Session,
 }
 
 impl Sftp {
@@ -67,7 +72,7 @@ impl Sftp {
             path: Default::default(),
             reason: error::describe(&e),
         })?;
-        Ok(Sftp { inner: Arc::new(Inner { target, sftp, _session: session }) })
+        Ok(Sftp { inner: Arc::new(Inner { target, sftp, posix_rename: Mutex::new(None), session }) })
     }
 
     /// Who is logged in where.

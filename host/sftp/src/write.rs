@@ -3,6 +3,7 @@
 
 use crate::Sftp;
 use crate::error::{FX_OP_UNSUPPORTED, SftpError};
+use crate::posix_rename::PosixRename;
 use ssh2::{OpenFlags, OpenType};
 use std::io::{self, BufWriter, Write};
 use std::path::{Component, Path, PathBuf};
@@ -122,13 +123,15 @@ impl Sftp {
         Ok(out)
     }
 
-    /// Rename `from` over `to`. libssh2 has the `posix-rename@openssh.com`
-    /// extension but ssh2 does not expose it (and this workspace allows no
-    /// unsafe FFI), so this is SFTP v3 rename, which OpenSSH does as
-    /// link+unlink: atomic for a new name, refused for an existing one. Then
-    /// the old object is removed first: for a moment the name is missing,
-    /// but it never shows partial content.
+    /// Rename `from` over `to`, atomically where the server has
+    /// `posix-rename@openssh.com` (OpenSSH does). Else SFTP v3 rename, which
+    /// OpenSSH does as link+unlink: atomic for a new name, refused for an
+    /// existing one, which is then removed first: for a moment the name is
+    /// missing, but it never shows partial content.
     fn rename_over(&self, from: &Path, to: &Path) -> Result<(), SftpError> {
+        if let Some(Ok(())) = self.posix_rename(from, to) {
+            return Ok(());
+        }
         let rename = || self.raw().rename(from, to, None);
         match rename() {
             Ok(()) => Ok(()),
@@ -138,6 +141,21 @@ impl Sftp {
                 }
                 self.remove(to)?;
                 rename().map_err(|e| SftpError::from_op(self.target(), "renaming", from, e))
+            }
+        }
+    }
+
+    /// `None` when the server lacks the extension or its channel broke (the
+    /// next call opens a new one); a failed status is left to the v3 path,
+    /// which reports it or, where only the extension is refused, succeeds.
+    fn posix_rename(&self, from: &Path, to: &Path) -> Option<Result<(), (i32, String)>> {
+        let mut slot = self.inner.posix_rename.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let renamer = slot.get_or_insert_with(|| PosixRename::open(&self.inner.session).ok().flatten()).as_mut()?;
+        match renamer.rename(from, to) {
+            Ok(status) => Some(status),
+            Err(_) => {
+                *slot = None;
+                None
             }
         }
     }

@@ -41,6 +41,12 @@ pub struct SshdOptions {
     /// Serve SFTP read-only (`internal-sftp -R`): every write is refused
     /// with "permission denied", which root (as CI runs) otherwise never sees.
     pub read_only: bool,
+    /// SFTP requests the server refuses (`internal-sftp -P`), such as
+    /// `posix-rename`, to test a client's fallback for servers without it.
+    pub denied_sftp_requests: Vec<String>,
+    /// Give the server RSA and ECDSA host keys besides Ed25519, as most
+    /// real servers have, so a client known by one of them must ask for it.
+    pub all_host_key_types: bool,
 }
 
 /// A running sshd on 127.0.0.1, killed when dropped.
@@ -72,6 +78,10 @@ impl Sshd {
         let dir = tempfile::Builder::new().prefix("test-sshd-").tempdir().expect("temporary directory for sshd");
         let root = dir.path();
         keygen(&root.join("ssh_host_ed25519_key"), "ed25519", "");
+        if options.all_host_key_types {
+            keygen(&root.join("ssh_host_rsa_key"), "rsa", "");
+            keygen(&root.join("ssh_host_ecdsa_key"), "ecdsa", "");
+        }
         keygen(&root.join("id_ed25519"), "ed25519", "");
         keygen(&root.join("id_ed25519_encrypted"), "ed25519", KEY_PASSPHRASE);
         keygen(&root.join("id_ed25519_unauthorized"), "ed25519", "");
@@ -194,10 +204,25 @@ impl Sshd {
         format!("[{}]:{}", self.host(), self.port)
     }
 
-    /// The server's public key as `TYPE BASE64` (without a comment).
+    /// The server's Ed25519 public key as `TYPE BASE64` (without a comment).
     pub fn host_public_key(&self) -> String {
-        let line = read(&self.dir.path().join("ssh_host_ed25519_key.pub"));
+        self.host_public_key_of_type("ed25519")
+    }
+
+    /// The server's public key of `key_type` (`ed25519`, and with
+    /// [`SshdOptions::all_host_key_types`] also `rsa` and `ecdsa`).
+    pub fn host_public_key_of_type(&self, key_type: &str) -> String {
+        let line = read(&self.dir.path().join(format!("ssh_host_{key_type}_key.pub")));
         line.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+    }
+
+    /// A `known_hosts` that knows this server by its `key_type` key only, as
+    /// `ssh-keyscan -t TYPE` writes it.
+    pub fn known_hosts_of_type(&self, key_type: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("known_hosts_{key_type}_only"));
+        let line = format!("{} {}\n", self.host_pattern(), self.host_public_key_of_type(key_type));
+        fs::write(&path, line).expect("writing known_hosts");
+        path
     }
 
     /// The server key's fingerprint as OpenSSH prints it (`SHA256:…`).
@@ -248,13 +273,24 @@ fn wait_until_listening(child: &mut Child, port: u16) -> bool {
 fn sshd_config(dir: &Path, port: u16, options: &SshdOptions) -> String {
     let d = dir.display();
     let password = if options.password_authentication { "yes" } else { "no" };
-    let sftp_flags = if options.read_only { " -R" } else { "" };
+    let extra_host_keys = if options.all_host_key_types {
+        format!("HostKey {d}/ssh_host_rsa_key\nHostKey {d}/ssh_host_ecdsa_key\n")
+    } else {
+        String::new()
+    };
+    let mut sftp_flags = String::new();
+    if options.read_only {
+        sftp_flags.push_str(" -R");
+    }
+    if !options.denied_sftp_requests.is_empty() {
+        sftp_flags.push_str(&format!(" -P {}", options.denied_sftp_requests.join(",")));
+    }
     format!(
         "# Written by test-servers for one test; see tests/servers/src/sshd.rs.
 ListenAddress 127.0.0.1
 Port {port}
 HostKey {d}/ssh_host_ed25519_key
-AuthorizedKeysFile {d}/authorized_keys
+{extra_host_keys}AuthorizedKeysFile {d}/authorized_keys
 PidFile {d}/sshd.pid
 StrictModes no
 UsePAM no

@@ -110,6 +110,18 @@ fn host_known_by_another_key_type_is_refused() {
 }
 
 #[test]
+fn server_with_several_keys_shows_the_known_one() {
+    let Some(sshd) = Sshd::start_with(SshdOptions { all_host_key_types: true, ..Default::default() }) else {
+        return;
+    };
+    for key_type in ["rsa", "ecdsa", "ed25519"] {
+        let mut config = config(&sshd, key(&sshd.key()));
+        config.known_hosts = sshd.known_hosts_of_type(key_type);
+        Sftp::connect(&config).unwrap_or_else(|e| panic!("known by its {key_type} key: {e}"));
+    }
+}
+
+#[test]
 fn hashed_known_hosts_entry_is_accepted() {
     let Some(sshd) = Sshd::start() else { return };
     let mut config = config(&sshd, key(&sshd.key()));

@@ -48,10 +48,10 @@ fn drop_without_commit_leaves_nothing() {
     assert!(names_in(&dir).is_empty(), "{:?}", names_in(&dir));
 }
 
-#[test]
-fn a_reader_never_sees_half_an_object() {
-    let Some(sshd) = Sshd::start() else { return };
-    let sftp = connect(&sshd);
+/// Replace one object 12 times while another thread reads it locally in a
+/// loop: (times it was read whole, times it was missing after it first appeared).
+fn replace_while_reading(sshd: &Sshd) -> (u32, u32) {
+    let sftp = connect(sshd);
     const SIZE: usize = 1 << 20;
     let dest = sshd.data_dir().join("manifest");
     let done = Arc::new(AtomicBool::new(false));
@@ -66,8 +66,7 @@ fn a_reader_never_sees_half_an_object() {
                         assert!(data.iter().all(|&b| b == data[0]), "a reader saw mixed versions");
                         whole += 1;
                     }
-                    // Replacing removes the old one first (see rename_over).
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing += u32::from(whole > 0),
                     Err(e) => panic!("{e}"),
                 }
             }
@@ -81,12 +80,30 @@ fn a_reader_never_sees_half_an_object() {
         }
         writer.commit().unwrap();
         assert_eq!(fs::read(&dest).unwrap()[0], version, "version {version} replaced the object");
+        // Let the reader see each version.
+        std::thread::sleep(Duration::from_millis(5));
     }
     done.store(true, Ordering::Relaxed);
-    let (whole, missing) = watcher.join().unwrap();
-    eprintln!("reader saw the whole object {whole} times, no object {missing} times");
+    let seen = watcher.join().unwrap();
+    eprintln!("the reader saw the whole object {} times and no object {} times", seen.0, seen.1);
+    assert_eq!(names_in(&sshd.data_dir()), ["manifest"], "no temporaries left");
+    seen
+}
+
+#[test]
+fn a_reader_never_sees_half_an_object() {
+    let Some(sshd) = Sshd::start() else { return };
+    let (whole, missing) = replace_while_reading(&sshd);
     assert!(whole > 0);
-    assert_eq!(names_in(&sshd.data_dir()), ["manifest"]);
+    assert_eq!(missing, 0, "posix-rename replaces the object atomically");
+}
+
+#[test]
+fn without_posix_rename_replacing_still_never_shows_half_an_object() {
+    let options = SshdOptions { denied_sftp_requests: vec!["posix-rename".into()], ..Default::default() };
+    let Some(sshd) = Sshd::start_with(options) else { return };
+    let (whole, _missing) = replace_while_reading(&sshd);
+    assert!(whole > 0);
 }
 
 #[test]
