@@ -90,3 +90,17 @@ impl fmt::Debug for Sftp {
         f.debug_struct("Sftp").field("target", &self.inner.target.to_string()).finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The host moves sessions, readers and writers into blocking tasks and
+    /// hands readers on as `Box<dyn Read + Send + Sync>`.
+    #[test]
+    fn handles_cross_threads() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<super::Sftp>();
+        send_sync::<super::SftpReader>();
+        send_sync::<super::AtomicWriter>();
+        send_sync::<super::SftpError>();
+    }
+}

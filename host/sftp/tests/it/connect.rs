@@ -10,6 +10,7 @@ fn key_auth_connects() {
     let sftp = connect(&sshd);
     assert_eq!(sftp.lstat(sshd.data_dir()).unwrap().kind, FileKind::Dir);
     assert_eq!(sftp.target().to_string(), format!("{}@127.0.0.1:{}", sshd.user(), sshd.port()));
+    assert!(sshd.log().contains("Accepted publickey"), "{}", sshd.log());
 }
 
 #[test]
@@ -82,20 +83,23 @@ fn unknown_host_prints_fingerprint_and_keyscan() {
 }
 
 #[test]
-fn changed_host_key_is_refused() {
+fn changed_host_key_is_refused_before_logging_in() {
     let Some(sshd) = Sshd::start() else { return };
-    let passphrase = "passphrase-never-sent-Q7";
-    let auth = Auth::KeyFile { path: sshd.encrypted_key(), passphrase: Some(Secret::new(passphrase)) };
-    let mut config = config(&sshd, auth);
+    let mut config = config(&sshd, key(&sshd.key()));
     config.known_hosts = sshd.known_hosts_changed_key();
     let e = connect_err(&config);
     assert_eq!(e.kind(), ErrorKind::HostKey, "{e}");
     let text = e.to_string();
     assert!(text.contains("HOST KEY MISMATCH") && text.contains("man in the middle"), "{text}");
     assert!(text.contains(&sshd.host_key_fingerprint()), "{text}");
-    assert_no_secret(&e, passphrase);
-    // The login never happened: sshd saw no authentication attempt.
+    // The authorized key was never offered (key_auth_connects sees this line).
     assert!(!sshd.log().contains("Accepted publickey"), "{}", sshd.log());
+
+    let passphrase = "passphrase-never-sent-Q7";
+    config.auth = Auth::KeyFile { path: sshd.encrypted_key(), passphrase: Some(Secret::new(passphrase)) };
+    let e = connect_err(&config);
+    assert_eq!(e.kind(), ErrorKind::HostKey, "{e}");
+    assert_no_secret(&e, passphrase);
 }
 
 #[test]
@@ -158,4 +162,19 @@ fn a_server_that_is_not_ssh_is_unreachable() {
     assert_eq!(e.kind(), ErrorKind::Unreachable, "{e}");
     assert!(e.to_string().contains("handshake"), "{e}");
     server.join().unwrap();
+}
+
+#[test]
+fn a_silent_server_times_out_as_unreachable() {
+    let Some(sshd) = Sshd::start() else { return };
+    // The kernel completes the TCP handshake; nobody ever sends a banner.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = config(&sshd, key(&sshd.key()));
+    config.port = listener.local_addr().unwrap().port();
+    config.timeout = Duration::from_millis(500);
+    let start = std::time::Instant::now();
+    let e = connect_err(&config);
+    assert_eq!(e.kind(), ErrorKind::Unreachable, "{e}");
+    assert!(start.elapsed() < Duration::from_secs(5), "the timeout was not applied: {:?}", start.elapsed());
+    drop(listener);
 }
