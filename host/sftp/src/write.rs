@@ -24,7 +24,9 @@ const WRITE_CHUNK: usize = 1 << 20;
 
 impl Sftp {
     /// A writer for `path` that writes to a temporary name in the same
-    /// directory and renames it to `path` on [`AtomicWriter::commit`].
+    /// directory and renames it to `path` on [`AtomicWriter::commit`], so a
+    /// reader sees the old object or the whole new one, never a part (see
+    /// `rename_over` for servers without `posix-rename@openssh.com`).
     /// Dropped without a commit, it removes the temporary. The directory
     /// must exist ([`Sftp::mkdir_all`]).
     pub fn create_temp_and_rename(&self, path: impl AsRef<Path>) -> Result<AtomicWriter, SftpError> {

@@ -105,7 +105,7 @@ impl Sshd {
                 .stderr(log)
                 .spawn()
                 .unwrap_or_else(|e| panic!("starting {}: {e}", sshd.display()));
-            if wait_until_listening(&mut child, port) {
+            if wait_until_listening(&mut child, port, &root.join("sshd.log")) {
                 return Some(Sshd { child, dir, port, user });
             }
             let _ = child.kill();
@@ -254,15 +254,18 @@ impl Drop for Sshd {
     }
 }
 
-/// Whether sshd accepts connections on `port`, polling until it does, exits,
-/// or [`START_TIMEOUT`] passes.
-fn wait_until_listening(child: &mut Child, port: u16) -> bool {
+/// Whether sshd listens on `port`, polling until it does, exits, or
+/// [`START_TIMEOUT`] passes. Its own log line is required as well as an
+/// accepted connection: another process may have taken the port.
+fn wait_until_listening(child: &mut Child, port: u16, log: &Path) -> bool {
     let deadline = Instant::now() + START_TIMEOUT;
+    let listening = format!("Server listening on 127.0.0.1 port {port}.");
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             return false;
         }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        let logged = fs::read_to_string(log).is_ok_and(|text| text.contains(&listening));
+        if logged && TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return true;
         }
         std::thread::sleep(Duration::from_millis(20));
