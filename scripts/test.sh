@@ -19,6 +19,12 @@ apt_install() {
 need_packages=()
 command -v duplicity >/dev/null || need_packages+=(duplicity)
 command -v mkfifo >/dev/null || need_packages+=(coreutils)
+# OpenSSH's sshd and ssh-keygen for the SFTP tests (tests/servers/src/sshd.rs);
+# libssh2-sys builds libssh2 against the system OpenSSL, found by pkg-config.
+[ -x /usr/sbin/sshd ] || need_packages+=(openssh-server)
+[ -x /usr/bin/ssh-keygen ] || need_packages+=(openssh-client)
+[ -f /usr/include/openssl/ssl.h ] || need_packages+=(libssl-dev)
+command -v pkg-config >/dev/null || need_packages+=(pkg-config)
 if ((${#need_packages[@]})); then
     apt_install "${need_packages[@]}"
 fi
