@@ -47,7 +47,9 @@ pub struct FolderStatus {
 pub struct MessageMeta {
     pub uid: u32,
     /// As the server spells them: system flags with their backslash
-    /// (`\Seen`), keywords without (`$Forwarded`, `Junk`).
+    /// (`\Seen`), keywords without (`$Forwarded`, `Junk`). `\Recent` is left
+    /// out: it belongs to the session that first sees a message, not to the
+    /// message, and would make every new message look changed on the next run.
     pub flags: Vec<String>,
     /// INTERNALDATE in seconds since the epoch, the server's zone applied.
     pub internal_date: i64,
@@ -59,6 +61,7 @@ pub struct MessageMeta {
 pub struct Client {
     session: Session,
     server: String,
+    literal_plus: bool,
 }
 
 /// A command's tagged result, with the server's text.
@@ -98,8 +101,8 @@ impl Client {
     /// Connects, sets up TLS as configured and logs in. Connecting, TLS and the
     /// greeting together are bounded by `connect_timeout`.
     pub async fn connect(config: &ServerConfig) -> Result<Client, ImapError> {
-        let session = connect::login(config).await?;
-        Ok(Client { session, server: config.server() })
+        let connect::LoggedIn { session, literal_plus } = connect::login(config).await?;
+        Ok(Client { session, server: config.server(), literal_plus })
     }
 
     /// `host:port`, as errors name it.
@@ -248,7 +251,14 @@ impl Client {
                 for attr in attrs {
                     match attr {
                         AttributeValue::Uid(u) => uid = Some(*u),
-                        AttributeValue::Flags(f) => flags = Some(f.iter().map(|f| f.to_string()).collect()),
+                        AttributeValue::Flags(f) => {
+                            flags = Some(
+                                f.iter()
+                                    .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+                                    .map(|f| f.to_string())
+                                    .collect(),
+                            )
+                        }
                         AttributeValue::InternalDate(d) => date = Some(d.to_string()),
                         AttributeValue::Rfc822Size(s) => size = Some(u64::from(*s)),
                         _ => {}
@@ -338,11 +348,14 @@ impl Client {
         let date = dates::format(internal_date).ok_or_else(|| {
             ImapError::protocol(&self.server, format!("internal date {internal_date} is outside the years 0000-9999"))
         })?;
+        let plus = if self.literal_plus { "+" } else { "" };
         let command =
-            format!("APPEND {} ({}) \"{date}\" {{{}}}", quote(&self.server, raw)?, flags.join(" "), body.len());
+            format!("APPEND {} ({}) \"{date}\" {{{}{plus}}}", quote(&self.server, raw)?, flags.join(" "), body.len());
         let tag = self.send(&command).await?;
-        // The server answers `+` (send the literal) or, at once, the tagged result.
-        if let Some(done) = self.finish(&tag, true, &mut |_| Ok(())).await? {
+        // Without LITERAL+ the server answers `+` (send the literal) or, at once, the tagged result.
+        if !self.literal_plus
+            && let Some(done) = self.finish(&tag, true, &mut |_| Ok(())).await?
+        {
             return Err(self.append_failed(raw, &done));
         }
         let io = |e: std::io::Error| ImapError::from_io(&self.server, &e);

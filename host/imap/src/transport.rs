@@ -34,6 +34,9 @@ pub(crate) struct Substitution {
     pub(crate) value: Zeroizing<Vec<u8>>,
 }
 
+/// How much written data is held before it must go out.
+const WRITE_BUFFER: usize = 64 * 1024;
+
 pub(crate) struct Stream {
     inner: Inner,
     idle_timeout: Duration,
@@ -55,7 +58,13 @@ impl fmt::Debug for Stream {
 
 impl Stream {
     fn new(inner: Inner, idle_timeout: Duration) -> Stream {
-        Stream { inner, idle_timeout, idle: None, pending: Zeroizing::new(Vec::new()), substitution: None }
+        Stream {
+            inner,
+            idle_timeout,
+            idle: None,
+            pending: Zeroizing::new(Vec::with_capacity(WRITE_BUFFER)),
+            substitution: None,
+        }
     }
 
     pub(crate) fn is_tls(&self) -> bool {
@@ -134,9 +143,14 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
+    /// Writes are gathered until flush (async-imap flushes after every
+    /// command): a command goes out as one TLS record and one segment, not
+    /// the four small writes async-imap makes of it.
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        ready!(this.poll_pending(cx))?;
+        if this.pending.len() >= WRITE_BUFFER {
+            ready!(this.poll_pending(cx))?;
+        }
         if let Some(sub) = &this.substitution
             && let Some(at) = find(buf, sub.placeholder.as_bytes())
         {
@@ -144,10 +158,11 @@ impl AsyncWrite for Stream {
             this.pending.extend_from_slice(&buf[..at]);
             this.pending.extend_from_slice(&sub.value);
             this.pending.extend_from_slice(&buf[at + sub.placeholder.len()..]);
-            // Accepted whole; flush (which async-imap calls after every command) sends it.
             return Poll::Ready(Ok(buf.len()));
         }
-        poll_write_inner(&mut this.inner, cx, buf)
+        let n = buf.len().min(WRITE_BUFFER.saturating_sub(this.pending.len()).max(1));
+        this.pending.extend_from_slice(&buf[..n]);
+        Poll::Ready(Ok(n))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

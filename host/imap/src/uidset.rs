@@ -77,7 +77,8 @@ mod tests {
     #[test]
     fn ranges_never_use_a_star_or_zero() {
         assert_eq!(UidSet::from(0..=10).to_imap(), "1:10");
-        assert!(UidSet::from(5..=4).is_empty());
+        let (high, low) = (5, 4);
+        assert!(UidSet::from(high..=low).is_empty());
         assert_eq!(UidSet::from(3..=3).to_imap(), "3");
         assert!(UidSet::from(&[][..]).is_empty());
     }

@@ -9,6 +9,8 @@
 //! What the server did is read back from its log: `imap_logout_format` writes
 //! each session's fetch counters when it ends ([`Dovecot::sessions`]), which is
 //! how a test counts the message bodies a run fetched.
+//!
+//! The server runs in a half-hour zone ([`SERVER_TZ`]), not UTC.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -23,6 +25,10 @@ use crate::{free_port, require_program};
 const DOVECOT: &str = "/usr/sbin/dovecot";
 const DOVEADM: &str = "/usr/bin/doveadm";
 const PACKAGE: &str = "dovecot-imapd";
+
+/// The server's zone: UTC+05:30 (POSIX form, no zoneinfo needed), so that
+/// INTERNALDATEs come back with `+0530` and a client that ignores the zone fails.
+pub const SERVER_TZ: &str = "IST-05:30";
 
 /// The mail owner when the tests run as root: Dovecot refuses uid 0 for mail.
 const ROOT_MAIL_UID: u32 = 65534;
@@ -118,6 +124,8 @@ auth_failure_delay = 0
 first_valid_uid = 1
 first_valid_gid = 0
 mail_max_userip_connections = 100
+# Test mail is thrown away: no fsync per saved message.
+mail_fsync = never
 default_internal_user = {internal}
 default_internal_group = {internal_group}
 default_login_user = {login}
@@ -153,9 +161,7 @@ service anvil {{
         login_chroot = if root { "" } else { "  chroot =\n" },
     );
     if !root {
-        c.push_str(
-            "\nservice auth-worker {\n  user = $default_internal_user\n}\n",
-        );
+        c.push_str("\nservice auth-worker {\n  user = $default_internal_user\n}\n");
     }
     c
 }
@@ -180,7 +186,7 @@ impl Dovecot {
     pub fn start() -> Option<Dovecot> {
         let dovecot = require_program(&[DOVECOT], PACKAGE)?;
         require_program(&[DOVEADM], "dovecot-core")?;
-        let dir = tempfile::Builder::new().prefix("dovecot-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("dovecot-").tempdir_in(scratch_parent()).expect("temp dir");
         // Dovecot's unprivileged processes (and mail as nobody) must reach into it.
         set_mode(dir.path(), 0o755);
         let imap_port = free_port();
@@ -210,6 +216,7 @@ impl Dovecot {
             .arg("-F")
             .arg("-c")
             .arg(path("dovecot.conf"))
+            .env("TZ", SERVER_TZ)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(path("dovecot.stderr")).expect("stderr file"))
@@ -349,7 +356,12 @@ impl Dovecot {
             if sessions.len() >= count {
                 return sessions;
             }
-            assert!(Instant::now() < deadline, "only {} of {count} sessions ended\n{}", sessions.len(), self.diagnostics());
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {count} sessions ended\n{}",
+                sessions.len(),
+                self.diagnostics()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -379,6 +391,20 @@ fn parse_disconnect(line: &str) -> Option<SessionStats> {
         found |= key == "fetch_body_count";
     }
     found.then_some(stats)
+}
+
+/// Where instances live: tmpfs when it has room, since a maildir costs a few
+/// file operations per message and thousands of messages on a disk take
+/// seconds; else the usual temporary directory.
+fn scratch_parent() -> PathBuf {
+    const ROOM: u64 = 1 << 30;
+    let shm = Path::new("/dev/shm");
+    match rustix::fs::statvfs(shm) {
+        Ok(st) if st.f_bavail.saturating_mul(st.f_frsize) >= ROOM && std::env::var_os("TMPDIR").is_none() => {
+            shm.to_path_buf()
+        }
+        _ => std::env::temp_dir(),
+    }
 }
 
 fn set_mode(path: &Path, mode: u32) {
@@ -431,11 +457,16 @@ mod tests {
         let stream = TcpStream::connect(("127.0.0.1", server.imap_port())).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut writer = stream.try_clone().unwrap();
-        writer.write_all(b"a LOGIN carol pw\r\nb EXAMINE Archiv/2024\r\nc FETCH 1 BODY.PEEK[]\r\nd LOGOUT\r\n").unwrap();
+        writer
+            .write_all(
+                b"a LOGIN carol pw\r\nb EXAMINE Archiv/2024\r\nc FETCH 1 (INTERNALDATE BODY.PEEK[])\r\nd LOGOUT\r\n",
+            )
+            .unwrap();
         let mut reply = String::new();
         let mut reader = BufReader::new(stream);
         while reader.read_line(&mut reply).is_ok_and(|n| n > 0) {}
         assert!(reply.contains("d OK"), "{reply}");
+        assert!(reply.contains(" +0530\""), "the server is not in SERVER_TZ: {reply}");
         let sessions = server.wait_for_sessions(1);
         assert_eq!(sessions.len(), 1, "{sessions:?}");
         assert_eq!((sessions[0].user.as_str(), sessions[0].fetch_body_count), ("carol", 1), "{sessions:?}");
