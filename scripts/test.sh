@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
-# Real peers the end-to-end tests talk to: Debian's duplicity (0.8.22) and
+# Real peers the tests talk to: Debian's duplicity (0.8.22) and
 # duplicity 3.x from PyPI in its own venv (tests/e2e/duplicity.rs runs each
 # interop test against both; under CI=true a missing one fails the test).
 sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
@@ -25,6 +25,9 @@ command -v mkfifo >/dev/null || need_packages+=(coreutils)
 [ -x /usr/bin/ssh-keygen ] || need_packages+=(openssh-client)
 [ -f /usr/include/openssl/ssl.h ] || need_packages+=(libssl-dev)
 command -v pkg-config >/dev/null || need_packages+=(pkg-config)
+# Dovecot for the IMAP client's tests (tests/servers starts a private instance
+# on free loopback ports; a system one the package may start is never used).
+[ -x /usr/lib/dovecot/imap ] && [ -x /usr/bin/doveadm ] || need_packages+=(dovecot-imapd)
 if ((${#need_packages[@]})); then
     apt_install "${need_packages[@]}"
 fi

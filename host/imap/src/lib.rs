@@ -1,0 +1,42 @@
+//! The native IMAP client under the host's IMAP capability.
+//!
+//! A backup reads an account without changing it: folders are opened with
+//! EXAMINE and bodies fetched with `BODY.PEEK[]`, so flags (`\Seen`) stay as
+//! the user left them. A restore writes with CREATE and APPEND, flags and
+//! internal dates included.
+//!
+//! TLS is rustls with the ring provider (no C toolchain beyond `cc`), trusting
+//! the system's roots or a configured CA file. Plain IMAP is only allowed to a
+//! loopback address. The password is never part of a string the IMAP library
+//! sees, so it cannot appear in its logs or in an error.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), orchestrator_imap::ImapError> {
+//! use orchestrator_imap::{Client, Password, Security, ServerConfig};
+//! let config = ServerConfig::new("imap.example.org", Security::Tls, "alice", Password::new("secret"));
+//! let mut client = Client::connect(&config).await?;
+//! for folder in client.list_folders().await?.into_iter().filter(|f| f.selectable) {
+//!     let status = client.examine(&folder.raw).await?;
+//!     let metas = client.fetch_meta(1..=status.uid_next.saturating_sub(1)).await?;
+//!     let uids: Vec<u32> = metas.iter().map(|m| m.uid).collect();
+//!     for chunk in uids.chunks(50) {
+//!         let _bodies = client.fetch_bodies(chunk).await?;
+//!     }
+//! }
+//! client.logout().await
+//! # }
+//! ```
+
+mod client;
+mod config;
+mod connect;
+pub mod dates;
+mod error;
+mod transport;
+mod uidset;
+pub mod utf7;
+
+pub use client::{Client, Folder, FolderStatus, MessageMeta};
+pub use config::{Password, Security, ServerConfig};
+pub use error::{ErrorKind, ImapError};
+pub use uidset::UidSet;
