@@ -118,12 +118,16 @@ impl<S: VolumeStore> DiffTarWriter<S> {
         // so the buffer is the chunk: hand it over instead of copying it.
         debug_assert!(last || p.buf.len() == BLOCK);
         let data = std::mem::replace(&mut p.buf, if last { Vec::new() } else { Vec::with_capacity(BLOCK) });
+        let result = self.chunk_entry(&mut p, &data);
+        self.pending = Some(p);
+        result
+    }
+
+    fn chunk_entry(&mut self, p: &mut Pending, data: &[u8]) -> io::Result<()> {
         p.chunks += 1;
         let prefix = if p.diff { Prefix::MultivolDiff(p.chunks) } else { Prefix::MultivolSnapshot(p.chunks) };
         let name = entry_name(prefix, &p.index, false, false);
-        let result = self.entry(&p.index, Some(p.chunks), &name, &p.meta, &data);
-        self.pending = Some(p);
-        result
+        self.entry(&p.index, Some(p.chunks), &name, &p.meta, data)
     }
 
     /// More data of the open file. A full block is cut as soon as it is
@@ -131,6 +135,16 @@ impl<S: VolumeStore> DiffTarWriter<S> {
     pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             let p = self.pending.as_mut().expect("a file is open");
+            if p.buf.is_empty() && data.len() >= BLOCK {
+                // Whole blocks of the caller's data are chunks as they are:
+                // no copy through the buffer.
+                let mut p = self.pending.take().expect("a file is open");
+                let result = self.chunk_entry(&mut p, &data[..BLOCK]);
+                self.pending = Some(p);
+                result?;
+                data = &data[BLOCK..];
+                continue;
+            }
             let take = (BLOCK - p.buf.len()).min(data.len());
             p.buf.extend_from_slice(&data[..take]);
             data = &data[take..];
