@@ -66,6 +66,26 @@ pub fn open<R: Read + Send + 'static>(input: R, key: &OpenKey) -> Result<Opened,
         OpenKey::SecretKey { key, passphrase } => from_secret_key(&esk, &mut edata, key, passphrase.as_deref())?,
     };
 
+    // SEIPD v1 with AES (what GnuPG and we write): decrypted on a thread of its own, while
+    // rPGP parses and inflates the plaintext packets on the reader's thread.
+    let ours = match (&edata, &session_key) {
+        (Edata::SymEncryptedProtectedData { reader }, PlainSessionKey::V3_4 { sym_alg, key }) => {
+            matches!(reader.config(), ProtectedDataConfig::Seipd(SymEncryptedProtectedDataConfig::V1))
+                && crate::decrypt::handles(*sym_alg, key.len())
+        }
+        _ => false,
+    };
+    if ours {
+        let (Edata::SymEncryptedProtectedData { reader }, PlainSessionKey::V3_4 { sym_alg, key }) =
+            (edata, &session_key)
+        else {
+            unreachable!("checked above")
+        };
+        let plaintext = crate::decrypt::start(reader.into_inner(), |body| body.into_inner(), *sym_alg, key.as_ref())?;
+        let (msg, _) = Message::from_reader(plaintext).map_err(|e| classify_read(&e))?;
+        return Opened::new(msg);
+    }
+
     let ring = TheRing {
         session_keys: vec![session_key],
         // Streaming: the default (CheckFirst) reads the whole SEIPD into memory first.
@@ -75,8 +95,7 @@ pub fn open<R: Read + Send + 'static>(input: R, key: &OpenKey) -> Result<Opened,
     };
     let (msg, _) =
         Message::Encrypted { esk, edata, is_nested }.decrypt_the_ring(ring, true).map_err(|e| classify_read(&e))?;
-    let msg = if msg.is_compressed() { msg.decompress().map_err(|e| classify_read(&e))? } else { msg };
-    Ok(Opened { msg: Some(msg), buf: vec![0; BUF].into_boxed_slice(), start: 0, end: 0, eof: false, failed: None })
+    Opened::new(msg)
 }
 
 /// The plaintext of an opened message (see [`open`]).
@@ -97,6 +116,12 @@ pub struct Opened {
 }
 
 impl Opened {
+    /// The plaintext of `msg`, decompressed.
+    fn new(msg: Message<'static>) -> Result<Opened, Error> {
+        let msg = if msg.is_compressed() { msg.decompress().map_err(|e| classify_read(&e))? } else { msg };
+        Ok(Opened { msg: Some(msg), buf: vec![0; BUF].into_boxed_slice(), start: 0, end: 0, eof: false, failed: None })
+    }
+
     fn fill(&mut self) {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
