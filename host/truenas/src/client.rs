@@ -90,7 +90,7 @@ pub struct Snapshot {
 }
 
 enum Wire {
-    Rpc(Mutex<JsonRpc>),
+    Rpc(Box<Mutex<JsonRpc>>),
     Rest,
 }
 
@@ -148,13 +148,17 @@ impl TrueNas {
     pub async fn connect(config: TrueNasConfig) -> Result<TrueNas, TrueNasError> {
         let shown = config.url.trim().to_owned();
         let http = HttpClient::new(&config.url, config.tls.clone())
-            .map_err(|source| TrueNasError::Connection { url: shown.clone(), dataset: String::new(), source })?
+            .map_err(|source| TrueNasError::Connection {
+                url: shown.clone(),
+                dataset: String::new(),
+                source: Box::new(source),
+            })?
             .with_timeouts(config.timeouts)
             .with_bearer(config.api_key.clone());
         let url = http.base_url();
         let connection = |source: HttpError| match source {
             HttpError::Auth { message, .. } => TrueNasError::WrongApiKey { url: url.clone(), reason: message },
-            source => TrueNasError::Connection { url: url.clone(), dataset: String::new(), source },
+            source => TrueNasError::Connection { url: url.clone(), dataset: String::new(), source: Box::new(source) },
         };
         match WsClient::connect(&http, "/api/current").await {
             Ok(ws) => {
@@ -170,10 +174,11 @@ impl TrueNas {
                 let text = rpc.call("system.version", json!([])).await.map_err(connection)?;
                 let version = parse_version(&url, &text)?;
                 let methods = SnapshotMethods::for_version(&version);
-                Ok(TrueNas { http, url, wire: Wire::Rpc(Mutex::new(rpc)), version, methods })
+                Ok(TrueNas { http, url, wire: Wire::Rpc(Box::new(Mutex::new(rpc))), version, methods })
             }
-            Err(e) if e.kind() == HttpKind::NotFound => {
-                // No JSON-RPC route: TrueNAS 24.10 (or older), REST only.
+            Err(e) if e.kind() == HttpKind::NotFound || matches!(e, HttpError::Rejected { .. }) => {
+                // No JSON-RPC route (404, or a front end answering the upgrade
+                // with a page): TrueNAS 24.10 (or older), REST only.
                 let text = match http.request(Method::GET, "/api/v2.0/system/version", None).await {
                     Ok((200..=299, text)) => text,
                     Ok((status, body)) => {
@@ -429,7 +434,11 @@ impl TrueNas {
     fn http_failure(&self, dataset: &str, e: HttpError) -> TrueNasError {
         match e {
             HttpError::Auth { message, .. } => TrueNasError::WrongApiKey { url: self.url.clone(), reason: message },
-            source => TrueNasError::Connection { url: self.url.clone(), dataset: dataset.to_owned(), source },
+            source => TrueNasError::Connection {
+                url: self.url.clone(),
+                dataset: dataset.to_owned(),
+                source: Box::new(source),
+            },
         }
     }
 

@@ -61,7 +61,7 @@ pub enum TrueNasError {
         url: String,
         dataset: String,
         #[source]
-        source: HttpError,
+        source: Box<HttpError>,
     },
 
     #[error("TrueNAS {url}{}: {reason}", dataset_suffix(dataset))]
