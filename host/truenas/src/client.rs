@@ -18,6 +18,11 @@ pub struct TrueNasConfig {
     /// `https://nas.example` (or `http://` to a loopback address).
     pub url: String,
     pub api_key: Secret,
+    /// The user the API key belongs to. With it, JSON-RPC logins use
+    /// `auth.login_ex` (`API_KEY_PLAIN`, the current form, which needs the
+    /// user); without it, `auth.login_with_api_key` (kept by 25.04 and 25.10
+    /// as the legacy form). REST ignores it.
+    pub username: Option<String>,
     pub tls: TlsConfig,
     pub timeouts: Timeouts,
 }
@@ -27,6 +32,7 @@ impl TrueNasConfig {
         TrueNasConfig {
             url: url.into(),
             api_key,
+            username: None,
             tls: TlsConfig::default(),
             timeouts: Timeouts { connect: Duration::from_secs(15), request: Duration::from_secs(120) },
         }
@@ -163,14 +169,10 @@ impl TrueNas {
         match WsClient::connect(&http, "/api/current").await {
             Ok(ws) => {
                 let mut rpc = JsonRpc::new(ws);
-                let accepted =
-                    rpc.call("auth.login_with_api_key", json!([config.api_key.expose()])).await.map_err(connection)?;
-                if accepted != Value::Bool(true) {
-                    return Err(TrueNasError::WrongApiKey {
-                        url,
-                        reason: "auth.login_with_api_key answered false".to_owned(),
-                    });
-                }
+                login(&mut rpc, &config, &url).await.map_err(|e| match e {
+                    LoginError::Refused(reason) => TrueNasError::WrongApiKey { url: url.clone(), reason },
+                    LoginError::Http(e) => connection(e),
+                })?;
                 let text = rpc.call("system.version", json!([])).await.map_err(connection)?;
                 let version = parse_version(&url, &text)?;
                 let methods = SnapshotMethods::for_version(&version);
@@ -315,7 +317,9 @@ impl TrueNas {
         };
         match deleted {
             Ok(_) => Ok(()),
-            Err(Failure::Refused(r)) if r.errname == "ENOENT" || r.reason.contains("not found") => {
+            Err(Failure::Refused(r))
+                if r.errname == "ENOENT" || r.reason.contains("does not exist") || r.reason.contains("not found") =>
+            {
                 Err(TrueNasError::SnapshotNotFound {
                     url: self.url.clone(),
                     dataset: dataset.to_owned(),
@@ -388,12 +392,22 @@ impl TrueNas {
                 ),
             })),
             Err(HttpError::Rpc { message, data, .. }) => {
-                let errname = data
-                    .get("errname")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .or_else(|| data.get("error").and_then(Value::as_i64).map(|n| errname_of(n).to_owned()))
-                    .unwrap_or_default();
+                // A validation error carries the specific errno in `extra`
+                // ([[attribute, message, errno]]; InstanceNotFound is ENOENT),
+                // its `error` being EINVAL; a CallError has it in `error`.
+                let from_extra = data
+                    .get("extra")
+                    .and_then(Value::as_array)
+                    .and_then(|extra| extra.iter().find_map(|e| e.get(2).and_then(Value::as_i64)));
+                let errname = match from_extra.map(errname_of).filter(|n| !n.is_empty()) {
+                    Some(name) => name.to_owned(),
+                    None => data
+                        .get("errname")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .or_else(|| data.get("error").and_then(Value::as_i64).map(|n| errname_of(n).to_owned()))
+                        .unwrap_or_default(),
+                };
                 let reason = data.get("reason").and_then(Value::as_str).map_or(message, str::to_owned);
                 Err(Failure::Refused(Refusal { errname, reason }))
             }
@@ -404,14 +418,7 @@ impl TrueNas {
     async fn rest(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, Failure> {
         match self.http.request(method, path, body).await {
             Ok((200..=299, value)) => Ok(value),
-            Ok((_, body)) => {
-                let errname = body.get("errno").and_then(Value::as_i64).map(errname_of).unwrap_or_default().to_owned();
-                let reason = match body.get("message").and_then(Value::as_str) {
-                    Some(message) => message.to_owned(),
-                    None => body.to_string(),
-                };
-                Err(Failure::Refused(Refusal { errname, reason }))
-            }
+            Ok((_, body)) => Err(Failure::Refused(rest_refusal(&body))),
             Err(HttpError::NotFound { message, .. }) => {
                 Err(Failure::Refused(Refusal { errname: "ENOENT".to_owned(), reason: message }))
             }
@@ -451,6 +458,68 @@ impl TrueNas {
             Failure::Refused(r) => self.protocol(dataset, format!("{what} failed: {}", r.reason)),
             Failure::Http(e) => self.http_failure(dataset, e),
         }
+    }
+}
+
+/// REST's error bodies: `{message, errno}` for a CallError, `{attribute:
+/// [{message, errno}], ...}` for validation errors.
+fn rest_refusal(body: &Value) -> Refusal {
+    if let Some(message) = body.get("message").and_then(Value::as_str) {
+        let errname = body.get("errno").and_then(Value::as_i64).map(errname_of).unwrap_or_default().to_owned();
+        return Refusal { errname, reason: message.to_owned() };
+    }
+    let mut errname = String::new();
+    let mut reasons = Vec::new();
+    if let Some(fields) = body.as_object() {
+        for (attribute, errors) in fields {
+            for error in errors.as_array().into_iter().flatten() {
+                let message = error.get("message").and_then(Value::as_str).unwrap_or_default();
+                if errname.is_empty() {
+                    errname = error.get("errno").and_then(Value::as_i64).map(errname_of).unwrap_or_default().to_owned();
+                }
+                reasons.push(if attribute == "null" { message.to_owned() } else { format!("{attribute}: {message}") });
+            }
+        }
+    }
+    let reason = if reasons.is_empty() { body.to_string() } else { reasons.join("; ") };
+    Refusal { errname, reason }
+}
+
+enum LoginError {
+    Refused(String),
+    Http(HttpError),
+}
+
+/// Logs the JSON-RPC session in with the API key.
+async fn login(rpc: &mut JsonRpc, config: &TrueNasConfig, url: &str) -> Result<(), LoginError> {
+    let Some(username) = &config.username else {
+        let accepted =
+            rpc.call("auth.login_with_api_key", json!([config.api_key.expose()])).await.map_err(LoginError::Http)?;
+        return match accepted {
+            Value::Bool(true) => Ok(()),
+            _ => Err(LoginError::Refused("auth.login_with_api_key answered false".to_owned())),
+        };
+    };
+    let request = json!({"mechanism": "API_KEY_PLAIN", "username": username, "api_key": config.api_key.expose()});
+    let answer = rpc.call("auth.login_ex", json!([request])).await.map_err(|e| match e {
+        HttpError::Rpc { data, message, .. } => {
+            LoginError::Refused(data.get("reason").and_then(Value::as_str).map_or(message, str::to_owned))
+        }
+        other => LoginError::Http(other),
+    })?;
+    match answer.get("response_type").and_then(Value::as_str) {
+        Some("SUCCESS") => Ok(()),
+        Some("EXPIRED") => Err(LoginError::Refused(format!("the API key of user {username:?} has expired"))),
+        Some("AUTH_ERR") => Err(LoginError::Refused(format!(
+            "auth.login_ex refused the key for user {username:?}: is it this user's key?"
+        ))),
+        Some(other) => {
+            Err(LoginError::Refused(format!("auth.login_ex answered {other}, which this client cannot complete")))
+        }
+        None => Err(LoginError::Http(HttpError::Protocol {
+            url: url.to_owned(),
+            reason: format!("auth.login_ex answered {answer}"),
+        })),
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use orchestrator_truenas::{
     Api, ErrorKind, Secret, SnapshotMethods, Timeouts, TlsConfig, TrueNas, TrueNasConfig, TrueNasError,
 };
-use test_servers::truenas::{FakeTrueNas, Generation, Transport};
+use test_servers::truenas::{API_KEY_USER, FakeTrueNas, Generation, Transport};
 
 const KEY: &str = "2-fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
 const ALL: [Generation; 3] = [Generation::V24_10, Generation::V25_04, Generation::V25_10];
@@ -173,6 +173,29 @@ async fn a_wrong_api_key_is_named_in_every_generation() {
         let expected = if generation == Generation::V24_10 { Transport::Rest } else { Transport::JsonRpc };
         assert_eq!(transport, expected);
     }
+}
+
+#[tokio::test]
+async fn with_a_user_name_json_rpc_logs_in_with_login_ex() {
+    for generation in [Generation::V25_04, Generation::V25_10] {
+        let nas = nas(generation);
+        let mut with_user = config(&nas.server, KEY);
+        with_user.username = Some(API_KEY_USER.to_owned());
+        let truenas = TrueNas::connect(with_user.clone()).await.unwrap();
+        assert_eq!(nas.server.methods(), ["auth.login_ex", "system.version"]);
+        assert_eq!(nas.server.calls()[0].params[0]["mechanism"], "API_KEY_PLAIN");
+        truenas.close().await;
+        with_user.username = Some("someone-else".to_owned());
+        let err = TrueNas::connect(with_user).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+        assert!(err.to_string().contains("someone-else"), "{err}");
+        assert_no_key(&err);
+    }
+    // REST has no login: the user name is not needed there.
+    let nas = nas(Generation::V24_10);
+    let mut with_user = config(&nas.server, KEY);
+    with_user.username = Some(API_KEY_USER.to_owned());
+    assert_eq!(TrueNas::connect(with_user).await.unwrap().api(), Api::Rest);
 }
 
 #[tokio::test]

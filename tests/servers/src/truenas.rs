@@ -10,9 +10,16 @@
 //! Common methods: `auth.login_with_api_key` (false for a wrong key),
 //! `auth.login_ex` (`API_KEY_PLAIN`), `core.ping`, `system.version`,
 //! `pool.dataset.query`; REST takes `Authorization: Bearer <key>` (401
-//! otherwise). Error shapes follow middleware's: JSON-RPC `-32601 Method does
-//! not exist`, `-32001 Method call error` with `data {error, errname,
-//! reason}`, `-32602 Invalid params`; REST 404 and 422 with `{message, errno}`.
+//! otherwise, as `401: Unauthorized`). Error shapes follow middleware's
+//! (`api/base/server/ws_handler/rpc.py`, `restful.py`, `plugins/zfs_/snapshot.py`):
+//! JSON-RPC `-32601 Method does not exist`; a `CallError` is `-32001 Method
+//! call error` with `data {error, errname, reason}` (REST: 422 `{message,
+//! errno}`); a validation error or `InstanceNotFound` is `-32602 Invalid
+//! params` with `data.extra [[attribute, message, errno]]` (REST: 422
+//! `{attribute: [{message, errno}]}`); REST `GET …/id/<id>` of nothing is 404.
+//! Creating an existing snapshot is a `CallError` EEXIST ("… already
+//! exists"), of a missing dataset EFAULT ("… dataset does not exist");
+//! deleting a missing snapshot is `InstanceNotFound` (ENOENT).
 //!
 //! Datasets are directories under `root_dir` ([`FakeTrueNas::add_dataset`]).
 //! A snapshot is faked by copying the mountpoint (without any `.zfs`) into
@@ -45,6 +52,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
+
+/// The user every API key of the fake belongs to (for `auth.login_ex`).
+pub const API_KEY_USER: &str = "backup";
 
 /// Which TrueNAS release line to behave as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,28 +148,72 @@ pub struct FakeTrueNas {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// An error as middleware reports a `CallError`: (errno, errname, reason).
-struct Failure {
-    errno: i64,
-    errname: &'static str,
-    reason: String,
-    /// The JSON-RPC code: -32001 (call error) or -32602 (validation).
-    code: i64,
+/// An error as middleware raises it, reported in its JSON-RPC or REST shape.
+enum Failure {
+    /// `CallError(errmsg, errno)`: JSON-RPC -32001 with `data {error, errname,
+    /// reason: "[ERRNAME] errmsg"}`; REST 422 `{message: errmsg, errno}`.
+    Call { errno: i64, errname: &'static str, message: String },
+    /// `ValidationError(attribute, errmsg, errno)` (`InstanceNotFound` is one
+    /// with no attribute and ENOENT): JSON-RPC -32602 `Invalid params` with
+    /// `data {error: EINVAL, reason, extra: [[attribute, errmsg, errno]]}`;
+    /// REST 422 `{attribute: [{message, errno}]}`.
+    Invalid { attribute: Option<String>, errno: i64, errname: &'static str, message: String },
+    /// `MatchNotFound` of a REST `GET …/id/<id>`: 404 `{message: ""}`.
+    NoMatch,
 }
 
 impl Failure {
-    fn call(errno: i64, errname: &'static str, reason: String) -> Failure {
-        Failure { errno, errname, reason: format!("[{errname}] {reason}"), code: -32001 }
+    fn call(errno: i64, errname: &'static str, message: String) -> Failure {
+        Failure::Call { errno, errname, message }
     }
 
     fn invalid(attribute: &str, message: &str) -> Failure {
-        Failure { errno: 22, errname: "EINVAL", reason: format!("[EINVAL] {attribute}: {message}"), code: -32602 }
+        Failure::Invalid {
+            attribute: Some(attribute.to_owned()),
+            errno: 22,
+            errname: "EINVAL",
+            message: message.to_owned(),
+        }
     }
 
-    fn rest_status(&self) -> StatusCode {
-        match self.errname {
-            "ENOENT" => StatusCode::NOT_FOUND,
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
+    fn instance_not_found(message: String) -> Failure {
+        Failure::Invalid { attribute: None, errno: 2, errname: "ENOENT", message }
+    }
+
+    /// The JSON-RPC error object: (code, message, data).
+    fn rpc(&self) -> (i64, &'static str, Value) {
+        match self {
+            Failure::Call { errno, errname, message } => (
+                -32001,
+                "Method call error",
+                json!({"error": errno, "errname": errname, "reason": format!("[{errname}] {message}"), "trace": null, "extra": null}),
+            ),
+            Failure::Invalid { attribute, errno, errname, message } => {
+                let shown = attribute.as_deref().unwrap_or("None");
+                (
+                    -32602,
+                    "Invalid params",
+                    json!({
+                        "error": 22, "errname": "EINVAL", "reason": format!("[{errname}] {shown}: {message}"),
+                        "trace": null, "extra": [[attribute, message, errno]],
+                    }),
+                )
+            }
+            Failure::NoMatch => (-32001, "Method call error", json!({"error": 2, "errname": "ENOENT", "reason": ""})),
+        }
+    }
+
+    /// The REST status and body.
+    fn rest(&self) -> (StatusCode, Value) {
+        match self {
+            Failure::Call { errno, message, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, json!({"message": message, "errno": errno}))
+            }
+            Failure::Invalid { attribute, errno, message, .. } => {
+                let key = attribute.clone().unwrap_or_else(|| "null".to_owned());
+                (StatusCode::UNPROCESSABLE_ENTITY, json!({key: [{"message": message, "errno": errno}]}))
+            }
+            Failure::NoMatch => (StatusCode::NOT_FOUND, json!({"message": ""})),
         }
     }
 }
@@ -325,7 +379,7 @@ impl FakeTrueNas {
     pub fn create_snapshot(&self, dataset: &str, name: &str) {
         let mut state = lock(&self.state);
         if let Err(f) = state.create(dataset, name, false) {
-            panic!("fake snapshot {dataset}@{name}: {}", f.reason);
+            panic!("fake snapshot {dataset}@{name}: {}", f.rpc().2["reason"]);
         }
     }
 }
@@ -459,8 +513,8 @@ fn rpc_request(request: &Value, authenticated: &mut bool, state: &Shared) -> Vec
     }
     let needs_auth = !matches!(method, "auth.login_with_api_key" | "auth.login_ex" | "core.ping");
     if needs_auth && !*authenticated {
-        let data = truenas_error(&Failure::call(13, "EACCES", "Not authenticated".to_owned()));
-        return vec![error(-32001, "Method call error", Some(data))];
+        let (code, message, data) = Failure::call(13, "EACCES", "Not authenticated".to_owned()).rpc();
+        return vec![error(code, message, Some(data))];
     }
     let arg = |i: usize| params.get(i).cloned().unwrap_or(Value::Null);
     let mut notifications = Vec::new();
@@ -474,6 +528,7 @@ fn rpc_request(request: &Value, authenticated: &mut bool, state: &Shared) -> Vec
         "auth.login_ex" => {
             let data = arg(0);
             let ok = data.get("mechanism").and_then(Value::as_str) == Some("API_KEY_PLAIN")
+                && data.get("username").and_then(Value::as_str) == Some(API_KEY_USER)
                 && data.get("api_key").and_then(Value::as_str) == Some(state.api_key.as_str());
             *authenticated = ok;
             Ok(json!({"response_type": if ok { "SUCCESS" } else { "AUTH_ERR" }}))
@@ -521,15 +576,13 @@ fn rpc_request(request: &Value, authenticated: &mut bool, state: &Shared) -> Vec
     }
     let answer = match result {
         Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-        Err(f) if f.code == -32602 => error(-32602, "Invalid params", Some(truenas_error(&f))),
-        Err(f) => error(-32001, "Method call error", Some(truenas_error(&f))),
+        Err(f) => {
+            let (code, message, data) = f.rpc();
+            error(code, message, Some(data))
+        }
     };
     notifications.push(answer);
     notifications
-}
-
-fn truenas_error(f: &Failure) -> Value {
-    json!({"error": f.errno, "errname": f.errname, "reason": f.reason, "trace": null, "extra": null})
 }
 
 /// Middleware's query filters, the few operators a client needs:
@@ -589,7 +642,7 @@ async fn rest_call(request: Request<Incoming>, rest: String, state: Shared) -> R
         (&Method::GET, ["pool", "dataset", "id", id]) => {
             match state.dataset_entries().into_iter().find(|e| e["id"] == *id) {
                 Some(entry) => Ok(entry),
-                None => Err(Failure::call(2, "ENOENT", format!("None: {id} not found"))),
+                None => Err(Failure::NoMatch),
             }
         }
         (&Method::GET, ["pool", "dataset"]) => {
@@ -615,7 +668,7 @@ async fn rest_call(request: Request<Incoming>, rest: String, state: Shared) -> R
             }
             (&Method::GET, ["id", id]) => match state.snapshot_entries().into_iter().find(|e| e["id"] == *id) {
                 Some(entry) => Ok(entry),
-                None => Err(Failure::call(2, "ENOENT", format!("None: {id} not found"))),
+                None => Err(Failure::NoMatch),
             },
             (&Method::DELETE, ["id", id]) => {
                 let recursive = body.get("recursive").and_then(Value::as_bool).unwrap_or(false);
@@ -631,7 +684,10 @@ async fn rest_call(request: Request<Incoming>, rest: String, state: Shared) -> R
     }
     match result {
         Ok(value) => respond(StatusCode::OK, &value),
-        Err(f) => respond(f.rest_status(), &json!({"message": f.reason, "errno": f.errno})),
+        Err(f) => {
+            let (status, body) = f.rest();
+            respond(status, &body)
+        }
     }
 }
 
@@ -670,10 +726,11 @@ impl State {
 
     fn create(&mut self, dataset: &str, name: &str, recursive: bool) -> Result<Value, Failure> {
         let Some(mountpoint) = self.datasets.get(dataset).cloned() else {
+            // middleware's do_create: any libzfs error but "already exists" is EFAULT.
             return Err(Failure::call(
-                2,
-                "ENOENT",
-                format!("Failed to snapshot {dataset}@{name}: dataset does not exist"),
+                14,
+                "EFAULT",
+                format!("Failed to snapshot {dataset}@{name}: cannot open '{dataset}': dataset does not exist"),
             ));
         };
         if name.is_empty() || name.contains(['@', '/', ' ']) {
@@ -681,7 +738,7 @@ impl State {
         }
         let id = format!("{dataset}@{name}");
         if self.snapshots.contains_key(&id) {
-            return Err(Failure::call(14, "EFAULT", format!("Failed to snapshot {id}: dataset already exists")));
+            return Err(Failure::call(17, "EEXIST", format!("Failed to snapshot {id}: dataset already exists")));
         }
         let mut targets = vec![(dataset.to_owned(), mountpoint)];
         if recursive {
@@ -705,7 +762,7 @@ impl State {
 
     fn delete(&mut self, id: &str, recursive: bool) -> Result<(), Failure> {
         let Some(snapshot) = self.snapshots.get(id).cloned() else {
-            return Err(Failure::call(2, "ENOENT", format!("None: Snapshot {id} not found")));
+            return Err(Failure::instance_not_found(format!("cannot open '{id}': dataset does not exist")));
         };
         let mut ids = vec![id.to_owned()];
         if recursive {
