@@ -231,3 +231,33 @@ fn the_client_never_prints_its_token() {
     let http = HttpClient::new("https://nas.example/", TlsConfig::default()).unwrap().with_bearer(Secret::new(KEY));
     assert!(!format!("{http:?}").contains(KEY));
 }
+
+#[tokio::test]
+async fn a_call_answered_only_by_notifications_times_out() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let _request = ws.next().await;
+        // Notifications keep coming; the answer never does.
+        for _ in 0..40 {
+            let note = json!({"jsonrpc": "2.0", "method": "collection_update", "params": {"msg": "changed"}});
+            if ws.send(Message::text(note.to_string())).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let timeouts = Timeouts { connect: Duration::from_secs(2), request: Duration::from_millis(400) };
+    let http =
+        HttpClient::new(&format!("http://127.0.0.1:{port}/"), TlsConfig::default()).unwrap().with_timeouts(timeouts);
+    let mut rpc = JsonRpc::new(WsClient::connect(&http, "/api/current").await.unwrap());
+    let started = Instant::now();
+    let err = rpc.call("core.ping", json!([])).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    server.abort();
+}
