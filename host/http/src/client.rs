@@ -114,7 +114,8 @@ impl HttpClient {
 
     pub(crate) fn authorization(&self) -> Option<HeaderValue> {
         let token = self.bearer.as_ref()?;
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).ok()?;
+        let text = zeroize::Zeroizing::new(format!("Bearer {}", token.expose()));
+        let mut value = HeaderValue::from_str(&text).ok()?;
         value.set_sensitive(true);
         Some(value)
     }

@@ -1,7 +1,5 @@
 //! [`TrueNas`]: API detection, login and the dataset and snapshot operations.
 
-use std::time::Duration;
-
 use orchestrator_http::{
     ErrorKind as HttpKind, HttpClient, HttpError, JsonRpc, Method, Secret, Timeouts, TlsConfig, WsClient,
 };
@@ -34,7 +32,7 @@ impl TrueNasConfig {
             api_key,
             username: None,
             tls: TlsConfig::default(),
-            timeouts: Timeouts { connect: Duration::from_secs(15), request: Duration::from_secs(120) },
+            timeouts: Timeouts::default(),
         }
     }
 }
@@ -245,7 +243,12 @@ impl TrueNas {
                 }
             }
             Wire::Rest => {
-                let path = format!("/api/v2.0/pool/dataset/id/{}", encode(dataset));
+                // Query options go as `extra.*` parameters (JSON values), as middleware's REST layer reads them.
+                let path = format!(
+                    "/api/v2.0/pool/dataset/id/{}?extra.retrieve_children=false&extra.properties={}",
+                    encode(dataset),
+                    encode(r#"["mountpoint"]"#)
+                );
                 self.rest(Method::GET, &path, None)
                     .await
                     .map_err(|f| self.dataset_failure(dataset, "reading the dataset", f))?
