@@ -8,6 +8,7 @@
 
 pub mod dovecot;
 pub mod sshd;
+pub mod truenas;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
