@@ -191,7 +191,11 @@ fn attributes_plain(attributes: &[(String, String)]) -> String {
     if attributes.is_empty() {
         return String::new();
     }
-    let pairs: Vec<String> = attributes.iter().map(|(n, v)| format!("{n}={}", v.escape_debug())).collect();
+    // Control characters are escaped so an entry stays on one line.
+    let shown = |v: &str| -> String {
+        v.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
+    };
+    let pairs: Vec<String> = attributes.iter().map(|(n, v)| format!("{n}={}", shown(v))).collect();
     format!(" [{}]", pairs.join("; "))
 }
 
@@ -410,7 +414,8 @@ mod tests {
         ];
         assert_eq!(attributes_json(&a), serde_json::json!({"imap.flags": "\\Seen \\Answered", "maildir.info": "2,RS"}));
         assert_eq!(attributes_json(&[]), serde_json::json!({}));
-        assert_eq!(attributes_plain(&a), " [imap.flags=\\\\Seen \\\\Answered; maildir.info=2,RS]");
+        assert_eq!(attributes_plain(&a), " [imap.flags=\\Seen \\Answered; maildir.info=2,RS]");
+        assert_eq!(attributes_plain(&[("x".into(), "a\nb".into())]), " [x=a\\nb]");
         assert_eq!(attributes_plain(&[]), "");
     }
 }
