@@ -258,12 +258,15 @@ mod tests {
         out
     }
 
+    /// A sigtar entry: path, attributes, recorded file size.
+    type SigSpec<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<u64>);
+
     #[test]
     fn sigtars_carry_attributes_and_sizes_and_the_newest_wins() {
         use crate::format::tarentry::{pax_records, write_header_pax};
         let file =
             TarMeta { kind: TarKind::Regular, mode: 0o600, uid: 1, gid: 2, mtime: 3, link_target: None, device: None };
-        let sigtar = |entries: &[(&str, &[(&str, &str)], Option<u64>)]| {
+        let sigtar = |entries: &[SigSpec]| {
             let mut out = Vec::new();
             for (path, attrs, size) in entries {
                 let attrs: Vec<(String, String)> = attrs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();

@@ -151,7 +151,7 @@ fn same_content(old: &SigEntry, new: &TarMeta, new_size: u64) -> Option<u64> {
         return None;
     }
     let blocks = (sig.len() as u64 - 12) / (4 + strong);
-    (blocks == size.div_ceil(block) && (sig.len() as u64 - 12) % (4 + strong) == 0).then_some(size)
+    (blocks == size.div_ceil(block) && (sig.len() as u64 - 12).is_multiple_of(4 + strong)).then_some(size)
 }
 
 /// What an incremental does with an entry.
