@@ -1,5 +1,6 @@
 //! `verify --compare`: the newest backup of a source against the live
-//! source, entry by entry (kind, mode, owner, mtime, size, link target) and
+//! source, entry by entry (kind, mode, owner, mtime, size, link target,
+//! attributes) and
 //! file by file (every byte, as `duplicity verify --compare-data` does).
 //!
 //! Both sides are streams in duplicity's index order (the host enforces it on
@@ -144,7 +145,28 @@ fn metadata_differences(live: &Entry, stored: &Entry) -> Vec<String> {
     if l.kind == EntryKind::Symlink && l.symlink_target != s.symlink_target {
         found.push("the link points elsewhere".into());
     }
+    let (la, sa) = (attribute_map(&live.attributes), attribute_map(&stored.attributes));
+    if la != sa {
+        found.push(format!(
+            "attributes {} in the source, {} in the backup",
+            show_attributes(&la),
+            show_attributes(&sa)
+        ));
+    }
     found
+}
+
+/// Attributes by name, the last value of a name winning (as sinks store them).
+fn attribute_map(attributes: &[(String, String)]) -> std::collections::BTreeMap<&str, &str> {
+    attributes.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect()
+}
+
+fn show_attributes(map: &std::collections::BTreeMap<&str, &str>) -> String {
+    if map.is_empty() {
+        return "none".into();
+    }
+    let pairs: Vec<String> = map.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
+    format!("{{{}}}", pairs.join(", "))
 }
 
 /// Whether a file's bytes differ: both streams are hashed as they pass.
@@ -189,4 +211,45 @@ async fn content_difference(
         return Ok(Some(format!("{live_len} bytes in the source, {stored_len} in the backup")));
     }
     Ok((live_hash.finalize() != stored_hash.finalize()).then(|| "the content differs".to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::bindings::Metadata;
+
+    fn file(attributes: &[(&str, &str)]) -> Entry {
+        Entry {
+            path: b"cur/msg".to_vec(),
+            meta: Metadata {
+                kind: EntryKind::File,
+                mode: 0o600,
+                uid: 1,
+                gid: 2,
+                mtime: 3,
+                mtime_nsec: 0,
+                size: 4,
+                symlink_target: None,
+                device: None,
+            },
+            attributes: attributes.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn attributes_are_compared_as_metadata() {
+        let seen = file(&[("imap.flags", "\\Seen"), ("maildir.info", "2,S")]);
+        let reordered = file(&[("maildir.info", "2,S"), ("imap.flags", "\\Seen")]);
+        assert!(metadata_differences(&seen, &reordered).is_empty());
+        assert!(metadata_differences(&file(&[]), &file(&[])).is_empty());
+        let flagged = file(&[("imap.flags", "\\Flagged \\Seen"), ("maildir.info", "2,FS")]);
+        assert_eq!(
+            metadata_differences(&flagged, &seen),
+            [
+                r#"attributes {imap.flags="\\Flagged \\Seen", maildir.info="2,FS"} in the source, {imap.flags="\\Seen", maildir.info="2,S"} in the backup"#
+            ]
+        );
+        assert_eq!(metadata_differences(&file(&[]), &seen).len(), 1);
+        assert!(metadata_differences(&file(&[]), &seen)[0].starts_with("attributes none in the source"));
+    }
 }

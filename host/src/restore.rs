@@ -7,10 +7,16 @@
 //! symlink restored earlier can never redirect a write elsewhere. Directory
 //! modes and times are applied when the writer leaves a directory, so a
 //! read-only directory still receives its children.
+//!
+//! Attributes are ignored but one: a regular file with a `maildir.info`
+//! attribute (Maildir's info, `2,FS`) is restored as `<name>:<info>`, the
+//! name Maildir readers take a message's flags from, so a backup keeps one
+//! path per message while its flags change.
 
 use crate::runtime::bindings::{Entry, EntryKind, Metadata};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -46,6 +52,32 @@ pub fn components(path: &[u8]) -> Result<Vec<&[u8]>, RestoreError> {
         )));
     }
     Ok(parts)
+}
+
+/// The attribute whose value a regular file's restored name ends with.
+pub const MAILDIR_INFO: &str = "maildir.info";
+/// The longest Maildir info accepted: `2,` and one of each ASCII letter.
+const MAX_MAILDIR_INFO: usize = 2 + 52;
+
+/// The name a regular file named `name` is restored under: `<name>:<info>`
+/// when the entry has a `maildir.info` attribute, which must be `2,`
+/// followed by ASCII letters only.
+pub fn restored_name<'a>(name: &'a [u8], entry: &Entry) -> Result<Cow<'a, [u8]>, RestoreError> {
+    let info = entry.attributes.iter().rev().find(|(n, _)| n == MAILDIR_INFO).map(|(_, v)| v.as_str());
+    let Some(info) = info else { return Ok(Cow::Borrowed(name)) };
+    let valid = info.len() <= MAX_MAILDIR_INFO
+        && info.strip_prefix("2,").is_some_and(|flags| flags.bytes().all(|b| b.is_ascii_alphabetic()));
+    if !valid {
+        return Err(RestoreError(format!(
+            "refusing to restore {:?}: its {MAILDIR_INFO} attribute {info:?} is not Maildir info (`2,` followed \
+             by at most 52 ASCII letters)",
+            show(&entry.path)
+        )));
+    }
+    let mut full = name.to_vec();
+    full.push(b':');
+    full.extend_from_slice(info.as_bytes());
+    Ok(Cow::Owned(full))
 }
 
 struct OpenDir {
@@ -226,6 +258,8 @@ impl RestoreWriter {
                 Ok(None)
             }
             EntryKind::File => {
+                let file_name = restored_name(name, entry)?;
+                let os_name = OsStr::from_bytes(&file_name);
                 self.clear(os_name);
                 let fd = rustix::fs::openat(
                     self.current(),
@@ -376,6 +410,72 @@ mod tests {
         assert_eq!(std::fs::symlink_metadata(root.join("ro/fifo")).unwrap().permissions().mode() & 0o7777, 0o640);
         assert_eq!(std::fs::metadata(&root).unwrap().permissions().mode() & 0o7777, 0o750);
         std::fs::set_permissions(root.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn with_attributes(path: &[u8], meta: Metadata, attributes: &[(&str, &str)]) -> Entry {
+        let attributes = attributes.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        Entry { path: path.to_vec(), meta, attributes }
+    }
+
+    fn restore_file(w: &mut RestoreWriter, e: &Entry, content: &[u8]) -> Result<(), RestoreError> {
+        let mut f = w.add(e)?.expect("a file");
+        f.write(content)?;
+        w.finish_file(f)
+    }
+
+    #[test]
+    fn maildir_info_ends_the_restored_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("r");
+        let mut w = RestoreWriter::new(&root, false).unwrap();
+        w.add(&entry(b"", meta(EntryKind::Directory, 0o700))).unwrap();
+        // A directory's maildir.info is ignored.
+        w.add(&with_attributes(b"cur", meta(EntryKind::Directory, 0o700), &[(MAILDIR_INFO, "2,S")])).unwrap();
+        let flagged = [("imap.flags", "\\Flagged \\Seen"), (MAILDIR_INFO, "2,FS")];
+        restore_file(&mut w, &with_attributes(b"cur/1.M1.host", meta(EntryKind::File, 0o600), &flagged), b"one")
+            .unwrap();
+        restore_file(
+            &mut w,
+            &with_attributes(b"cur/2.M2.host", meta(EntryKind::File, 0o600), &[(MAILDIR_INFO, "2,")]),
+            b"two",
+        )
+        .unwrap();
+        // Other attributes change nothing.
+        let other = [("imap.flags", "\\Seen")];
+        restore_file(&mut w, &with_attributes(b"cur/3.M3.host", meta(EntryKind::File, 0o640), &other), b"three")
+            .unwrap();
+        w.finish().unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(root.join("cur"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["1.M1.host:2,FS", "2.M2.host:2,", "3.M3.host"]);
+        assert_eq!(std::fs::read(root.join("cur/1.M1.host:2,FS")).unwrap(), b"one");
+        let m = std::fs::metadata(root.join("cur/3.M3.host")).unwrap();
+        assert_eq!((m.permissions().mode() & 0o7777, m.mtime()), (0o640, 1_600_000_000));
+        assert_eq!(std::fs::metadata(root.join("cur")).unwrap().permissions().mode() & 0o7777, 0o700);
+    }
+
+    #[test]
+    fn bad_maildir_info_is_refused_naming_the_entry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("r");
+        let mut w = RestoreWriter::new(&root, false).unwrap();
+        w.add(&entry(b"", meta(EntryKind::Directory, 0o700))).unwrap();
+        let long = format!("2,{}", "S".repeat(53));
+        for bad in ["2,F/S", "2,/../../x", "2,F\0", "1,S", "2,\u{15e}", "", ",S", "2,F S", "2,F:2,S", long.as_str()] {
+            let e = with_attributes(b"msg", meta(EntryKind::File, 0o600), &[(MAILDIR_INFO, bad)]);
+            let error = w.add(&e).err().unwrap_or_else(|| panic!("{bad:?} accepted")).0;
+            assert!(error.contains("msg") && error.contains(MAILDIR_INFO), "{error}");
+        }
+        let ok = format!("2,{}", "S".repeat(52));
+        restore_file(&mut w, &with_attributes(b"msg", meta(EntryKind::File, 0o600), &[(MAILDIR_INFO, &ok)]), b"")
+            .unwrap();
+        w.finish().unwrap();
+        let names: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, [std::ffi::OsString::from(format!("msg:{ok}"))]);
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "nothing was written beside the restore");
     }
 
     #[test]

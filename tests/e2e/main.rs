@@ -2,6 +2,7 @@
 //! files, with the real plugins compiled for wasm32-wasip2.
 //!
 //! Where tests go:
+mod attributes; // entry attributes (Maildir flags) through the duplicity sink, restore and duplicity
 mod cli; // plugin list/inspect, validate, exit codes, config errors
 mod duplicity; // interop with stock duplicity (Debian 0.8.22): each restores what the other wrote
 mod encryption; // symmetric and public-key chains with stock duplicity and gpg, wrong keys

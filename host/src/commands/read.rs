@@ -179,6 +179,26 @@ fn mode_string(kind: EntryKind, mode: u32) -> String {
     s
 }
 
+/// An entry's attributes as a JSON object (the last value of a name wins).
+fn attributes_json(attributes: &[(String, String)]) -> serde_json::Value {
+    let map: serde_json::Map<String, serde_json::Value> =
+        attributes.iter().map(|(n, v)| (n.clone(), serde_json::Value::String(v.clone()))).collect();
+    serde_json::Value::Object(map)
+}
+
+/// An entry's attributes for `list`: ` [name=value; …]`, or nothing.
+fn attributes_plain(attributes: &[(String, String)]) -> String {
+    if attributes.is_empty() {
+        return String::new();
+    }
+    // Control characters are escaped so an entry stays on one line.
+    let shown = |v: &str| -> String {
+        v.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
+    };
+    let pairs: Vec<String> = attributes.iter().map(|(n, v)| format!("{n}={}", shown(v))).collect();
+    format!(" [{}]", pairs.join("; "))
+}
+
 pub async fn list(args: ListArgs) -> Result<u8, UsageError> {
     let mut host = Host::new(&args.pipeline)?;
     let time = parse_time(args.time.as_deref())?;
@@ -201,17 +221,19 @@ pub async fn list(args: ListArgs) -> Result<u8, UsageError> {
                         "uid": m.uid, "gid": m.gid, "size": m.size,
                         "mtime": timespec::format(m.mtime),
                         "target": m.symlink_target.as_deref().map(show),
+                        "attributes": attributes_json(&e.attributes),
                     }));
                 } else {
                     let target = m.symlink_target.as_deref().map(|t| format!(" -> {}", show(t))).unwrap_or_default();
                     println!(
-                        "{} {:>5}/{:<5} {:>12} {} {}{target}",
+                        "{} {:>5}/{:<5} {:>12} {} {}{target}{}",
                         mode_string(m.kind, m.mode),
                         m.uid,
                         m.gid,
                         m.size,
                         timespec::format(m.mtime),
-                        show(&e.path)
+                        show(&e.path),
+                        attributes_plain(&e.attributes)
                     );
                 }
             }
@@ -378,4 +400,22 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, UsageError> {
         }
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_are_listed_as_an_object_and_compactly() {
+        let a = vec![
+            ("imap.flags".to_string(), "\\Seen \\Answered".to_string()),
+            ("maildir.info".to_string(), "2,RS".to_string()),
+        ];
+        assert_eq!(attributes_json(&a), serde_json::json!({"imap.flags": "\\Seen \\Answered", "maildir.info": "2,RS"}));
+        assert_eq!(attributes_json(&[]), serde_json::json!({}));
+        assert_eq!(attributes_plain(&a), " [imap.flags=\\Seen \\Answered; maildir.info=2,RS]");
+        assert_eq!(attributes_plain(&[("x".into(), "a\nb".into())]), " [x=a\\nb]");
+        assert_eq!(attributes_plain(&[]), "");
+    }
 }

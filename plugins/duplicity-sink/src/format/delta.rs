@@ -79,6 +79,28 @@ impl DeltaWriter {
     }
 }
 
+/// The delta that gives back a base of `size` bytes unchanged: the magic,
+/// one COPY of offset 0 and length `size` (the narrowest length field, as
+/// librsync writes it; no COPY for an empty base), END. Stored for a file
+/// whose metadata or attributes changed but whose content did not.
+pub fn copy_all(size: u64) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    if size > 0 {
+        let width_log2: u8 = match size {
+            0..=0xff => 0,
+            0x100..=0xffff => 1,
+            0x1_0000..=0xffff_ffff => 2,
+            _ => 3,
+        };
+        // 0x45 + 4 * log2(offset width 1) + log2(length width).
+        out.push(0x45 + width_log2);
+        out.push(0);
+        out.extend_from_slice(&size.to_be_bytes()[8 - (1 << width_log2)..]);
+    }
+    out.push(END);
+    out
+}
+
 /// The previous version of a file, read at offsets by COPY commands.
 pub trait Base {
     /// Fill `buf` from `offset`; returns the count, short only at the end.
@@ -295,6 +317,23 @@ mod tests {
         ] {
             assert_eq!(patched(&old, &delta_of(&old, &new, 333)), new);
         }
+    }
+
+    #[test]
+    fn copy_all_gives_the_base_back() {
+        // spec §4.3: duplicity's delta for a mode-only change of a 6-byte file.
+        assert_eq!(copy_all(6), [0x72, 0x73, 0x02, 0x36, 0x45, 0x00, 0x06, 0x00]);
+        assert_eq!(copy_all(0), [0x72, 0x73, 0x02, 0x36, 0x00]);
+        assert_eq!(copy_all(300), [0x72, 0x73, 0x02, 0x36, 0x46, 0x00, 0x01, 0x2c, 0x00]);
+        assert_eq!(copy_all(1 << 20), [0x72, 0x73, 0x02, 0x36, 0x47, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00]);
+        assert_eq!(copy_all(1 << 32)[4..6], [0x48, 0x00]);
+        assert_eq!(copy_all(1 << 32).len(), 4 + 2 + 8 + 1);
+        for len in [0usize, 1, 255, 256, 70_000] {
+            let base = pseudo_random(len, len as u64);
+            assert_eq!(patched(&base, &copy_all(len as u64)), base);
+        }
+        let mut out = Vec::new();
+        assert!(apply(&mut &b"short"[..], &mut &copy_all(6)[..], &mut out).is_err(), "a base shorter than the copy");
     }
 
     #[test]

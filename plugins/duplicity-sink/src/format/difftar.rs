@@ -4,9 +4,13 @@
 //! chunks. A volume is closed before an entry would push it past the volume
 //! size, and every volume is a complete tar. The writer records each volume's
 //! first and last entry for the manifest.
+//!
+//! An entry's PAX records (its attributes) go before its header; a multivol
+//! file's go before its first chunk only, the header readers take the
+//! entry's metadata from.
 
 use super::manifest::Volume;
-use super::tarentry::{Prefix, TarMeta, entry_name, footer, padding, write_header};
+use super::tarentry::{Prefix, TarMeta, entry_name, footer, padding, write_header_pax};
 use std::io::{self, Write};
 
 /// duplicity's read size, and so the chunk size of multivol entries.
@@ -34,6 +38,8 @@ struct Pending {
     index: Vec<u8>,
     diff: bool,
     meta: TarMeta,
+    /// PAX records for the first (or only) header.
+    pax: Vec<u8>,
     buf: Vec<u8>,
     chunks: u64,
 }
@@ -63,9 +69,17 @@ impl<S: VolumeStore> DiffTarWriter<S> {
 
     /// Write one tar entry into the current volume, starting a new volume
     /// first if it would overflow.
-    fn entry(&mut self, index: &[u8], block: Option<u64>, name: &[u8], meta: &TarMeta, data: &[u8]) -> io::Result<()> {
-        let mut header = Vec::with_capacity(1536);
-        write_header(&mut header, name, meta, data.len() as u64)?;
+    fn entry(
+        &mut self,
+        index: &[u8],
+        block: Option<u64>,
+        name: &[u8],
+        meta: &TarMeta,
+        pax: &[u8],
+        data: &[u8],
+    ) -> io::Result<()> {
+        let mut header = Vec::with_capacity(1536 + pax.len());
+        write_header_pax(&mut header, name, meta, data.len() as u64, pax)?;
         let size = header.len() as u64 + data.len() as u64 + padding(data.len() as u64) as u64;
         let overflows = self.open.as_ref().is_some_and(|o| o.first.is_some() && o.written + size + 1024 > self.volsize);
         if overflows {
@@ -101,15 +115,27 @@ impl<S: VolumeStore> DiffTarWriter<S> {
     /// An entry without data: a directory, symlink, fifo, device, or a
     /// `deleted/` marker.
     pub fn add(&mut self, prefix: Prefix, index: &[u8], meta: &TarMeta) -> io::Result<()> {
+        self.add_pax(prefix, index, meta, &[])
+    }
+
+    /// [`DiffTarWriter::add`] with PAX records (attributes) in its header.
+    pub fn add_pax(&mut self, prefix: Prefix, index: &[u8], meta: &TarMeta, pax: &[u8]) -> io::Result<()> {
         let is_dir = meta.kind == super::tarentry::TarKind::Directory && prefix == Prefix::Snapshot;
         let name = entry_name(prefix, index, is_dir, false);
-        self.entry(index, None, &name, meta, &[])
+        self.entry(index, None, &name, meta, pax, &[])
     }
 
     /// Start a regular file whose data (`diff`: a delta) follows with
     /// [`DiffTarWriter::write`] and ends with [`DiffTarWriter::end_file`].
     pub fn begin_file(&mut self, index: &[u8], diff: bool, meta: TarMeta) {
-        self.pending = Some(Pending { index: index.to_vec(), diff, meta, buf: Vec::with_capacity(BLOCK), chunks: 0 });
+        self.begin_file_pax(index, diff, meta, Vec::new());
+    }
+
+    /// [`DiffTarWriter::begin_file`] with PAX records (attributes) for the
+    /// file's first header.
+    pub fn begin_file_pax(&mut self, index: &[u8], diff: bool, meta: TarMeta, pax: Vec<u8>) {
+        self.pending =
+            Some(Pending { index: index.to_vec(), diff, meta, pax, buf: Vec::with_capacity(BLOCK), chunks: 0 });
     }
 
     fn emit_chunk(&mut self, last: bool) -> io::Result<()> {
@@ -127,7 +153,8 @@ impl<S: VolumeStore> DiffTarWriter<S> {
         p.chunks += 1;
         let prefix = if p.diff { Prefix::MultivolDiff(p.chunks) } else { Prefix::MultivolSnapshot(p.chunks) };
         let name = entry_name(prefix, &p.index, false, false);
-        self.entry(&p.index, Some(p.chunks), &name, &p.meta, data)
+        let pax = std::mem::take(&mut p.pax);
+        self.entry(&p.index, Some(p.chunks), &name, &p.meta, &pax, data)
     }
 
     /// More data of the open file. A full block is cut as soon as it is
@@ -161,7 +188,7 @@ impl<S: VolumeStore> DiffTarWriter<S> {
         if p.chunks == 0 {
             let p = self.pending.take().expect("checked");
             let name = entry_name(if p.diff { Prefix::Diff } else { Prefix::Snapshot }, &p.index, false, false);
-            return self.entry(&p.index, None, &name, &p.meta, &p.buf);
+            return self.entry(&p.index, None, &name, &p.meta, &p.pax, &p.buf);
         }
         // What is left is the last chunk: empty when the length is an exact
         // multiple of the block, as duplicity writes it.
@@ -188,6 +215,9 @@ mod tests {
     use super::*;
     use crate::format::tarentry::TarKind;
     use std::collections::BTreeMap;
+
+    const VOLUME_SHA1: &str = "81198e485de9d16b477c04049ee4832e9d806fa0";
+    const SIGTAR_SHA1: &str = "6b26270909608c02703bbba026a497079bd76618";
 
     /// Volumes kept in memory.
     #[derive(Default)]
@@ -289,6 +319,90 @@ mod tests {
             .map(|n| n.parse().unwrap())
             .collect();
         assert_eq!(chunks, (1..=39).collect::<Vec<_>>());
+    }
+
+    /// A volume and a sigtar of entries without attributes, written with the
+    /// calls that existed before attributes did.
+    fn attribute_less_archive() -> (Vec<u8>, Vec<u8>) {
+        use crate::format::tarentry::write_header;
+        let mut mem = Memory::default();
+        let mut w = DiffTarWriter::new(&mut mem, 200 << 20);
+        w.add(Prefix::Snapshot, b"", &meta(TarKind::Directory)).unwrap();
+        file(&mut w, b"a.txt", 6, 6);
+        file(
+            &mut w,
+            "ünï©ode and a name longer than a hundred bytes, to need a GNU long-name record of its own".as_bytes(),
+            70_000,
+            4096,
+        );
+        let link = TarMeta { link_target: Some(b"a.txt".to_vec()), ..meta(TarKind::Symlink) };
+        w.add(Prefix::Snapshot, b"link", &link).unwrap();
+        w.begin_file(b"z", true, meta(TarKind::Regular));
+        w.write(&[0x72, 0x73, 0x02, 0x36, 0x45, 0, 6, 0]).unwrap();
+        w.end_file().unwrap();
+        w.add(Prefix::Deleted, b"zz", &TarMeta::deleted()).unwrap();
+        w.finish().unwrap();
+        let mut sigtar = Vec::new();
+        for (name, m, data) in [
+            (&b"snapshot/"[..], meta(TarKind::Directory), &b""[..]),
+            (b"signature/a.txt", meta(TarKind::Regular), b"sig"),
+            (b"deleted/zz", TarMeta::deleted(), b""),
+        ] {
+            write_header(&mut sigtar, name, &m, data.len() as u64).unwrap();
+            sigtar.extend_from_slice(data);
+            sigtar.extend(std::iter::repeat_n(0, padding(data.len() as u64)));
+        }
+        let len = sigtar.len() as u64;
+        sigtar.extend(footer(len));
+        (mem.0.remove(&1).unwrap(), sigtar)
+    }
+
+    #[test]
+    fn entries_without_attributes_are_written_as_before_attributes_existed() {
+        use sha1::Digest;
+        let (volume, sigtar) = attribute_less_archive();
+        let hex = |b: &[u8]| sha1::Sha1::digest(b).iter().map(|x| format!("{x:02x}")).collect::<String>();
+        // Hashes of the bytes the writer produced before attributes were
+        // stored (commit c143915); duplicity interop depends on them.
+        assert_eq!((hex(&volume), hex(&sigtar)), (VOLUME_SHA1.to_string(), SIGTAR_SHA1.to_string()));
+        assert!(!volume.windows(12).any(|w| w == b"ORCHESTRATOR"));
+    }
+
+    #[test]
+    fn attributes_go_before_an_entrys_first_header() {
+        use crate::format::tarentry::pax_records;
+        use crate::format::tarread::TarReader;
+        let attrs = vec![("maildir.info".to_string(), "2,FS".to_string())];
+        let pax = pax_records(&attrs, None);
+        let mut mem = Memory::default();
+        let mut w = DiffTarWriter::new(&mut mem, 200 << 20);
+        w.add_pax(Prefix::Snapshot, b"", &meta(TarKind::Directory), &pax).unwrap();
+        w.begin_file_pax(b"small", false, meta(TarKind::Regular), pax.clone());
+        w.write(b"abc").unwrap();
+        w.end_file().unwrap();
+        w.begin_file_pax(b"big", true, meta(TarKind::Regular), pax.clone());
+        w.write(&vec![1u8; BLOCK + 10]).unwrap();
+        w.end_file().unwrap();
+        file(&mut w, b"plain", 5, 5);
+        w.finish().unwrap();
+        let volume = &mem.0[&1];
+        let mut r = TarReader::new(&volume[..]);
+        let mut got = Vec::new();
+        while let Some(h) = r.next_header().unwrap() {
+            got.push((String::from_utf8(h.name).unwrap(), h.size, h.attributes.len()));
+        }
+        assert_eq!(
+            got,
+            [
+                ("snapshot/./".to_string(), 0, 1),
+                ("snapshot/small".into(), 3, 1),
+                ("multivol_diff/big/1".into(), BLOCK as u64, 1),
+                ("multivol_diff/big/2".into(), 10, 0),
+                ("snapshot/plain".into(), 5, 0),
+            ]
+        );
+        // The tar crate reads the same entries.
+        assert_eq!(names(volume).len(), 5);
     }
 
     #[test]

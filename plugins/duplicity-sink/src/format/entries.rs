@@ -90,6 +90,11 @@ pub struct SigEntry {
     pub path: Vec<u8>,
     pub meta: TarMeta,
     pub signed: Signed,
+    /// The entry's attributes, sorted by name (none for a deletion).
+    pub attributes: Vec<(String, String)>,
+    /// A regular file's size, recorded with attributes (`ORCHESTRATOR.size`);
+    /// `None` where duplicity's sigtars have none.
+    pub size: Option<u64>,
 }
 
 fn bad(msg: String) -> io::Error {
@@ -132,8 +137,10 @@ impl<R: Read> SigTar<R> {
             Prefix::Deleted => Signed::Deleted,
             _ => return Err(bad(format!("unexpected entry {name:?} in a sigtar"))),
         };
-        let meta = if signed == Signed::Deleted { TarMeta::deleted() } else { meta_of(&h).map_err(bad)? };
-        Ok(Some(SigEntry { path, meta, signed }))
+        let deleted = signed == Signed::Deleted;
+        let meta = if deleted { TarMeta::deleted() } else { meta_of(&h).map_err(bad)? };
+        let (attributes, size) = if deleted { (Vec::new(), None) } else { (h.attributes, h.file_size) };
+        Ok(Some(SigEntry { path, meta, signed, attributes, size }))
     }
 }
 
@@ -249,6 +256,40 @@ mod tests {
         let len = out.len() as u64;
         out.extend(footer(len));
         out
+    }
+
+    /// A sigtar entry: path, attributes, recorded file size.
+    type SigSpec<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<u64>);
+
+    #[test]
+    fn sigtars_carry_attributes_and_sizes_and_the_newest_wins() {
+        use crate::format::tarentry::{pax_records, write_header_pax};
+        let file =
+            TarMeta { kind: TarKind::Regular, mode: 0o600, uid: 1, gid: 2, mtime: 3, link_target: None, device: None };
+        let sigtar = |entries: &[SigSpec]| {
+            let mut out = Vec::new();
+            for (path, attrs, size) in entries {
+                let attrs: Vec<(String, String)> = attrs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+                let pax = if attrs.is_empty() { Vec::new() } else { pax_records(&attrs, *size) };
+                let name = entry_name(Prefix::Signature, path.as_bytes(), false, true);
+                write_header_pax(&mut out, &name, &file, 3, &pax).unwrap();
+                out.extend_from_slice(b"sig");
+                out.extend(std::iter::repeat_n(0, padding(3)));
+            }
+            let len = out.len() as u64;
+            out.extend(footer(len));
+            out
+        };
+        let full = sigtar(&[("a", &[("maildir.info", "2,S")], Some(20)), ("b", &[("maildir.info", "2,")], Some(7))]);
+        let inc = sigtar(&[("a", &[("maildir.info", "2,FS")], Some(20)), ("b", &[], None)]);
+        let sources: Vec<Box<dyn SigSource>> =
+            vec![Box::new(SigTar::new(std::io::Cursor::new(full))), Box::new(SigTar::new(std::io::Cursor::new(inc)))];
+        let mut c = Collated::new(sources).unwrap();
+        let a = c.next_entry().unwrap().unwrap();
+        assert_eq!((a.attributes, a.size), (vec![("maildir.info".to_string(), "2,FS".to_string())], Some(20)));
+        let b = c.next_entry().unwrap().unwrap();
+        assert_eq!((b.attributes, b.size), (vec![], None), "the newest entry has no attributes");
+        assert!(c.next_entry().unwrap().is_none());
     }
 
     #[test]

@@ -4,6 +4,15 @@
 //! targets longer than 100 bytes or not ASCII go in GNU long-name records,
 //! which both duplicity versions read (spec §3.1). Owner names are left empty
 //! so a restore maps numeric ids.
+//!
+//! An entry's named attributes go in a PAX extended header (`x`) before its
+//! other headers, one record `ORCHESTRATOR.attr.<name>=<value>` per attribute
+//! (sorted by name). Names keep ASCII letters, digits, `.`, `-` and `_`; every
+//! other byte is written `%XX`. Values are UTF-8 with `%`, newline and NUL
+//! written `%XX`, so tools that split PAX records at newlines (the `tar`
+//! crate) read them too. duplicity and other tar readers ignore these vendor
+//! records. An entry without attributes gets no extended header, so its bytes
+//! are what they were before attributes existed.
 
 use std::io::{self, Write};
 
@@ -89,6 +98,128 @@ pub fn entry_name(prefix: Prefix, path: &[u8], is_dir: bool, sigtar_root: bool) 
     name
 }
 
+/// Prefix of the PAX keywords that hold attributes.
+pub const ATTR_PREFIX: &str = "ORCHESTRATOR.attr.";
+/// PAX keyword of a regular file's size in a sigtar `signature/` entry, whose
+/// tar size is the signature's (written only for entries with attributes).
+pub const SIZE_KEY: &str = "ORCHESTRATOR.size";
+
+/// Attributes as they are stored and compared: sorted by name, each name
+/// once (the last value given wins).
+pub fn normalize_attributes(mut attributes: Vec<(String, String)>) -> Vec<(String, String)> {
+    // A stable sort keeps duplicates in their order; the last one is kept.
+    attributes.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(String, String)> = Vec::with_capacity(attributes.len());
+    for (name, value) in attributes {
+        match out.last_mut() {
+            Some(last) if last.0 == name => last.1 = value,
+            _ => out.push((name, value)),
+        }
+    }
+    out
+}
+
+fn escape(s: &str, keep: impl Fn(u8) -> bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        if keep(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// An attribute name as it goes into a PAX keyword.
+pub fn escape_name(name: &str) -> String {
+    escape(name, |b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+/// An attribute value as it goes into a PAX record.
+pub fn escape_value(value: &str) -> String {
+    if !value.bytes().any(|b| matches!(b, b'%' | b'\n' | 0)) {
+        return value.to_string();
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '\n' => out.push_str("%0A"),
+            '\0' => out.push_str("%00"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The inverse of [`escape_name`] and [`escape_value`]; never fails: a `%`
+/// not followed by two hex digits stays as it is, bytes that are not UTF-8
+/// become U+FFFD.
+pub fn unescape(s: &[u8]) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let hex = (s[i] == b'%')
+            .then(|| s.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(s[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One PAX record `"<len> <keyword>=<value>\n"`; `len` counts the whole
+/// record, its own digits too.
+fn pax_record(out: &mut Vec<u8>, keyword: &str, value: &str) {
+    let body = keyword.len() + value.len() + 3; // space, '=', newline
+    let mut len = body + 1;
+    while len != body + len.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    out.extend_from_slice(format!("{len} {keyword}={value}\n").as_bytes());
+}
+
+/// The PAX records of an entry's attributes (normalized, see
+/// [`normalize_attributes`]), and of a file size when `file_size` is given;
+/// empty when both are absent.
+pub fn pax_records(attributes: &[(String, String)], file_size: Option<u64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in attributes {
+        pax_record(&mut out, &format!("{ATTR_PREFIX}{}", escape_name(name)), &escape_value(value));
+    }
+    if let Some(size) = file_size {
+        pax_record(&mut out, SIZE_KEY, &size.to_string());
+    }
+    out
+}
+
+/// A PAX extended header (`x`) holding `records`.
+fn pax_header(out: &mut dyn Write, records: &[u8]) -> io::Result<()> {
+    let mut h = tar::Header::new_ustar();
+    h.set_path("././@PaxHeader")?;
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(records.len() as u64);
+    h.set_entry_type(tar::EntryType::XHeader);
+    h.set_cksum();
+    out.write_all(h.as_bytes())?;
+    out.write_all(records)?;
+    out.write_all(&vec![0u8; padding(records.len() as u64)])
+}
+
 fn needs_long(bytes: &[u8]) -> bool {
     bytes.len() > 100 || !bytes.is_ascii()
 }
@@ -118,6 +249,15 @@ pub fn padding(size: u64) -> usize {
 /// Write the header(s) of an entry whose data is `size` bytes long. The data
 /// and then [`padding`] zero bytes must follow.
 pub fn write_header(out: &mut dyn Write, name: &[u8], meta: &TarMeta, size: u64) -> io::Result<()> {
+    write_header_pax(out, name, meta, size, &[])
+}
+
+/// [`write_header`] with PAX records (from [`pax_records`]) in an extended
+/// header first; none when `pax` is empty.
+pub fn write_header_pax(out: &mut dyn Write, name: &[u8], meta: &TarMeta, size: u64, pax: &[u8]) -> io::Result<()> {
+    if !pax.is_empty() {
+        pax_header(out, pax)?;
+    }
     if needs_long(name) {
         long_record(out, b'L', name)?;
     }
@@ -175,6 +315,66 @@ mod tests {
         assert_eq!(n(Prefix::Signature, b"big.bin", false, true), "signature/big.bin");
         assert_eq!(n(Prefix::MultivolSnapshot(39), b"big.bin", false, false), "multivol_snapshot/big.bin/39");
         assert_eq!(n(Prefix::MultivolDiff(2), b"d/big", false, false), "multivol_diff/d/big/2");
+    }
+
+    #[test]
+    fn attribute_names_and_values_are_escaped_for_pax() {
+        assert_eq!(escape_name("imap.flags"), "imap.flags");
+        assert_eq!(escape_name("maildir.info"), "maildir.info");
+        assert_eq!(escape_name("a=b c/ü%\n"), "a%3Db%20c%2F%C3%BC%25%0A");
+        assert_eq!(escape_value("\\Seen \\Answered $Label1"), "\\Seen \\Answered $Label1");
+        assert_eq!(escape_value("50% ü\nnext\0"), "50%25 ü%0Anext%00");
+        for s in ["a=b c/ü%\n", "", "%", "%zz", "plain"] {
+            assert_eq!(unescape(escape_name(s).as_bytes()), s);
+            assert_eq!(unescape(escape_value(s).as_bytes()), s);
+        }
+        // A stray `%` is kept, bad UTF-8 is replaced: reading never fails.
+        assert_eq!(unescape(b"100%"), "100%");
+        assert_eq!(unescape(b"%FF"), "\u{fffd}");
+        let n =
+            normalize_attributes(vec![("b".into(), "1".into()), ("a".into(), "x".into()), ("b".into(), "2".into())]);
+        assert_eq!(n, [("a".to_string(), "x".to_string()), ("b".to_string(), "2".to_string())]);
+        assert!(pax_records(&[], None).is_empty());
+    }
+
+    #[test]
+    fn other_tar_readers_see_the_attribute_records() {
+        let attrs = vec![
+            ("imap.flags".to_string(), "\\Seen $Label1".to_string()),
+            ("odd name=".to_string(), "line\nbreak".to_string()),
+        ];
+        let meta =
+            TarMeta { kind: TarKind::Regular, mode: 0o600, uid: 1, gid: 2, mtime: 3, link_target: None, device: None };
+        let name =
+            entry_name(Prefix::Snapshot, "ünï/a name longer than a hundred bytes ".repeat(4).as_bytes(), false, false);
+        let mut t = Vec::new();
+        write_header_pax(&mut t, &name, &meta, 4, &pax_records(&attrs, Some(4))).unwrap();
+        t.extend_from_slice(b"data");
+        t.extend(std::iter::repeat_n(0, padding(4)));
+        t.extend(footer(t.len() as u64));
+        let mut archive = tar::Archive::new(&t[..]);
+        let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(&*entry.path_bytes(), &name[..]);
+        let records: Vec<(String, String)> = entry
+            .pax_extensions()
+            .unwrap()
+            .unwrap()
+            .map(|r| {
+                let r = r.unwrap();
+                (r.key().unwrap().to_string(), r.value().unwrap().to_string())
+            })
+            .collect();
+        assert_eq!(
+            records,
+            [
+                ("ORCHESTRATOR.attr.imap.flags".to_string(), "\\Seen $Label1".to_string()),
+                ("ORCHESTRATOR.attr.odd%20name%3D".to_string(), "line%0Abreak".to_string()),
+                ("ORCHESTRATOR.size".to_string(), "4".to_string()),
+            ]
+        );
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        assert_eq!(data, b"data");
     }
 
     #[test]

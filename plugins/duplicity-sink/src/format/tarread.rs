@@ -1,8 +1,10 @@
 //! Reading tar entries one at a time from a stream (duplicity's volumes and
 //! sigtars), keeping raw-byte names from GNU long-name records and PAX
-//! `path`/`linkpath` records, and stopping at the first zero block so the
+//! `path`/`linkpath` records, the attributes and file size of our own
+//! `ORCHESTRATOR.*` PAX records (see `tarentry`), and stopping at the first zero block so the
 //! filler duplicity appends after a volume's footer is never read as data.
 
+use super::tarentry::{ATTR_PREFIX, SIZE_KEY, normalize_attributes, unescape};
 use std::io::{self, Read};
 
 /// One entry's header.
@@ -18,6 +20,19 @@ pub struct Header {
     pub mtime: i64,
     pub size: u64,
     pub device: Option<(u32, u32)>,
+    /// Named attributes from `ORCHESTRATOR.attr.*` records, sorted by name.
+    pub attributes: Vec<(String, String)>,
+    /// A regular file's size from an `ORCHESTRATOR.size` record (sigtars).
+    pub file_size: Option<u64>,
+}
+
+/// What PAX records say about the entry that follows them.
+#[derive(Default)]
+struct Extended {
+    name: Option<Vec<u8>>,
+    link: Option<Vec<u8>>,
+    attributes: Vec<(String, String)>,
+    file_size: Option<u64>,
 }
 
 /// A tar stream read entry by entry.
@@ -43,8 +58,9 @@ fn read_all(r: &mut impl Read, n: u64) -> io::Result<Vec<u8>> {
     Ok(v)
 }
 
-/// Parse PAX records `"<len> <key>=<value>\n"` for path and linkpath.
-fn pax(records: &[u8], name: &mut Option<Vec<u8>>, link: &mut Option<Vec<u8>>) {
+/// Parse PAX records `"<len> <key>=<value>\n"` for path, linkpath and our
+/// own records.
+fn pax(records: &[u8], ext: &mut Extended) {
     let mut rest = records;
     while let Some(space) = rest.iter().position(|&b| b == b' ') {
         let Some(len) = std::str::from_utf8(&rest[..space]).ok().and_then(|l| l.parse::<usize>().ok()) else { return };
@@ -55,9 +71,16 @@ fn pax(records: &[u8], name: &mut Option<Vec<u8>>, link: &mut Option<Vec<u8>>) {
         if let Some(eq) = record.iter().position(|&b| b == b'=') {
             let (key, value) = (&record[..eq], &record[eq + 1..]);
             match key {
-                b"path" => *name = Some(value.to_vec()),
-                b"linkpath" => *link = Some(value.to_vec()),
-                _ => {}
+                b"path" => ext.name = Some(value.to_vec()),
+                b"linkpath" => ext.link = Some(value.to_vec()),
+                _ if key == SIZE_KEY.as_bytes() => {
+                    ext.file_size = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+                }
+                _ => {
+                    if let Some(name) = key.strip_prefix(ATTR_PREFIX.as_bytes()) {
+                        ext.attributes.push((unescape(name), unescape(value)));
+                    }
+                }
             }
         }
         rest = &rest[len..];
@@ -86,7 +109,7 @@ impl<R: Read> TarReader<R> {
         self.skip(self.remaining + self.pad)?;
         self.remaining = 0;
         self.pad = 0;
-        let (mut long_name, mut long_link) = (None, None);
+        let mut ext = Extended::default();
         loop {
             if self.done {
                 return Ok(None);
@@ -116,9 +139,9 @@ impl<R: Read> TarReader<R> {
                         v.pop();
                     }
                     if typeflag == b'L' {
-                        long_name = Some(v)
+                        ext.name = Some(v)
                     } else {
-                        long_link = Some(v)
+                        ext.link = Some(v)
                     }
                     continue;
                 }
@@ -126,14 +149,14 @@ impl<R: Read> TarReader<R> {
                     let v = read_all(&mut self.inner, size)?;
                     self.skip(pad)?;
                     if typeflag == b'x' {
-                        pax(&v, &mut long_name, &mut long_link);
+                        pax(&v, &mut ext);
                     }
                     continue;
                 }
                 _ => {}
             }
-            let name = long_name.take().unwrap_or_else(|| h.path_bytes().into_owned());
-            let link_target = long_link.take().or_else(|| h.link_name_bytes().map(|l| l.into_owned()));
+            let name = ext.name.take().unwrap_or_else(|| h.path_bytes().into_owned());
+            let link_target = ext.link.take().or_else(|| h.link_name_bytes().map(|l| l.into_owned()));
             let device = match typeflag {
                 b'3' | b'4' => Some((h.device_major()?.unwrap_or(0), h.device_minor()?.unwrap_or(0))),
                 _ => None,
@@ -150,6 +173,8 @@ impl<R: Read> TarReader<R> {
                 mtime: h.mtime()? as i64,
                 size,
                 device,
+                attributes: normalize_attributes(std::mem::take(&mut ext.attributes)),
+                file_size: ext.file_size,
             }));
         }
     }
@@ -207,9 +232,37 @@ mod tests {
     }
 
     #[test]
+    fn attributes_and_file_sizes_read_back() {
+        use crate::format::tarentry::{pax_records, write_header_pax};
+        let meta =
+            TarMeta { kind: TarKind::Regular, mode: 0o644, uid: 0, gid: 0, mtime: 1, link_target: None, device: None };
+        let attrs = vec![
+            ("imap.flags".to_string(), "\\Seen \\Answered".to_string()),
+            ("maildir.info".to_string(), "2,RS".to_string()),
+            ("wéird=name".to_string(), "100%\n".to_string()),
+        ];
+        let long = "z".repeat(150).into_bytes();
+        let mut t = Vec::new();
+        write_header_pax(&mut t, &long, &meta, 3, &pax_records(&attrs, Some(1234))).unwrap();
+        t.extend_from_slice(b"abc");
+        t.extend(std::iter::repeat_n(0, padding(3)));
+        write_header(&mut t, b"snapshot/plain", &meta, 0).unwrap();
+        t.extend(footer(t.len() as u64));
+        let mut r = TarReader::new(&t[..]);
+        let h = r.next_header().unwrap().unwrap();
+        let mut sorted = attrs.clone();
+        sorted.sort();
+        assert_eq!((h.name.clone(), h.size, h.attributes.clone(), h.file_size), (long, 3, sorted, Some(1234)));
+        let h = r.next_header().unwrap().unwrap();
+        assert_eq!((h.name, h.attributes, h.file_size), (b"snapshot/plain".to_vec(), vec![], None));
+    }
+
+    #[test]
     fn pax_paths_are_honoured() {
         let mut records = Vec::new();
-        for (k, v) in [("path", &b"snapshot/\xffraw"[..]), ("hdrcharset", b"BINARY")] {
+        for (k, v) in
+            [("path", &b"snapshot/\xffraw"[..]), ("hdrcharset", b"BINARY"), ("ORCHESTRATOR.attr.maildir.info", b"2,S")]
+        {
             let body_len = k.len() + v.len() + 3;
             let mut len = body_len + body_len.to_string().len();
             if len.to_string().len() != body_len.to_string().len() {
@@ -234,5 +287,6 @@ mod tests {
         t.extend_from_slice(&footer(t.len() as u64));
         let h = TarReader::new(&t[..]).next_header().unwrap().unwrap();
         assert_eq!(h.name, b"snapshot/\xffraw");
+        assert_eq!(h.attributes, [("maildir.info".to_string(), "2,S".to_string())]);
     }
 }

@@ -6,15 +6,26 @@
 //! read nor written, a changed regular file is an rsync delta against its
 //! old signature, anything else new or changed is a snapshot, and every old
 //! path the source no longer has gets a `deleted/` entry.
+//!
+//! Attributes are part of an entry's state: a changed, added or removed
+//! attribute is a change. They go in PAX records of the entry's headers, and
+//! in the sigtar a file with attributes also records its size. A regular
+//! file whose size and mtime equal the chain's but whose attributes, mode or
+//! owner changed is stored without reading it: a `diff/` whose delta copies
+//! the whole previous version, with the new header, and the old signature
+//! carried into the new sigtar. (duplicity's sigtars hold no file size, so a
+//! file recorded without one is read and diffed as before.)
 
 use super::store::{MetadataWriter, Sealing};
-use crate::format::delta::DeltaWriter;
+use crate::format::delta::{DeltaWriter, copy_all};
 use crate::format::difftar::{DiffTarWriter, VolumeStore};
 use crate::format::entries::{Collated, SigEntry, Signed, cmp_index};
 use crate::format::manifest::{Change, Manifest};
 use crate::format::names::{Kind, name};
 use crate::format::signature::{STRONG_LEN, block_len};
-use crate::format::tarentry::{Prefix, TarKind, TarMeta, entry_name, footer, padding, write_header};
+use crate::format::tarentry::{
+    Prefix, TarKind, TarMeta, entry_name, footer, normalize_attributes, padding, pax_records, write_header_pax,
+};
 use plugin_sdk::prelude::*;
 use plugin_sdk::rsync::Signer;
 use plugin_sdk::storage::{self, ObjectWriter};
@@ -117,6 +128,58 @@ fn unchanged(old: &TarMeta, new: &TarMeta) -> bool {
     }
 }
 
+/// The PAX records of an entry's sigtar header: its attributes and, for a
+/// regular file that has attributes, its size; none without attributes, so
+/// such entries are written as duplicity writes them.
+fn sig_pax(attributes: &[(String, String)], file_size: Option<u64>) -> Vec<u8> {
+    if attributes.is_empty() { Vec::new() } else { pax_records(attributes, file_size) }
+}
+
+/// The size of the chain's version of a regular file when its content is
+/// taken to be unchanged: the chain recorded a size, and it and the mtime
+/// (whole seconds, as stored) equal the new ones; the signature must agree
+/// with that size. `None` when the file must be read.
+fn same_content(old: &SigEntry, new: &TarMeta, new_size: u64) -> Option<u64> {
+    let Signed::File(sig) = &old.signed else { return None };
+    let size = old.size?;
+    if old.meta.kind != TarKind::Regular || old.meta.mtime != new.mtime.max(0) || size != new_size {
+        return None;
+    }
+    let word = |i: usize| sig.get(i..i + 4).map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as u64);
+    let (block, strong) = (word(4)?, word(8)?);
+    if word(0)? != 0x7273_0136 || block == 0 {
+        return None;
+    }
+    let blocks = (sig.len() as u64 - 12) / (4 + strong);
+    (blocks == size.div_ceil(block) && (sig.len() as u64 - 12).is_multiple_of(4 + strong)).then_some(size)
+}
+
+/// What an incremental does with an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Equal to the chain's: neither read nor written.
+    Unchanged,
+    /// A regular file whose content is taken as the chain's (`size` bytes)
+    /// while its metadata or attributes changed: stored without reading it.
+    CopyAll { size: u64 },
+    /// Stored in full (a file's content is read: a snapshot, or a delta
+    /// against the chain's signature).
+    Store,
+}
+
+/// The plan for an entry with metadata `meta`, content size `size` and
+/// (normalized) `attributes`, given the chain's version `old`.
+fn plan(old: Option<&SigEntry>, meta: &TarMeta, size: u64, attributes: &[(String, String)]) -> Plan {
+    let Some(old) = old else { return Plan::Store };
+    if unchanged(&old.meta, meta) && old.attributes == attributes {
+        return Plan::Unchanged;
+    }
+    match meta.kind {
+        TarKind::Regular => same_content(old, meta, size).map_or(Plan::Store, |size| Plan::CopyAll { size }),
+        _ => Plan::Store,
+    }
+}
+
 /// How the content of the current file is stored.
 enum Encoder {
     Snapshot,
@@ -132,6 +195,7 @@ struct Current {
     encoder: Encoder,
     change: Change,
     written: u64,
+    attributes: Vec<(String, String)>,
 }
 
 /// A set being written.
@@ -187,9 +251,9 @@ impl DupBackup {
         })
     }
 
-    fn sigtar_entry(&mut self, name: &[u8], meta: &TarMeta, data: &[u8]) -> Result<(), PluginError> {
-        let mut bytes = Vec::with_capacity(1024 + data.len());
-        write_header(&mut bytes, name, meta, data.len() as u64).map_err(io)?;
+    fn sigtar_entry(&mut self, name: &[u8], meta: &TarMeta, pax: &[u8], data: &[u8]) -> Result<(), PluginError> {
+        let mut bytes = Vec::with_capacity(1024 + pax.len() + data.len());
+        write_header_pax(&mut bytes, name, meta, data.len() as u64, pax).map_err(io)?;
         bytes.extend_from_slice(data);
         bytes.extend(std::iter::repeat_n(0u8, padding(data.len() as u64)));
         self.sigtar_len += bytes.len() as u64;
@@ -214,7 +278,7 @@ impl DupBackup {
                     let gone = self.advance_old()?.expect("a head");
                     self.volumes.add(Prefix::Deleted, &gone.path, &TarMeta::deleted()).map_err(io)?;
                     let sig_name = entry_name(Prefix::Deleted, &gone.path, false, true);
-                    self.sigtar_entry(&sig_name, &TarMeta::deleted(), &[])?;
+                    self.sigtar_entry(&sig_name, &TarMeta::deleted(), &[], &[])?;
                     self.files.push((Change::Deleted, gone.path));
                     self.changed += 1;
                 }
@@ -231,14 +295,26 @@ impl plugin_sdk::Backup for DupBackup {
         // Sockets are never stored; an old entry at a socket's path is
         // recorded as deleted when the walk passes it.
         let Some(meta) = tar_meta(&entry.meta) else { return Ok(false) };
+        let attributes = normalize_attributes(entry.attributes);
         let old = self.catch_up(Some(&entry.path))?;
-        if let Some(old) = &old
-            && unchanged(&old.meta, &meta)
-        {
+        let plan = plan(old.as_ref(), &meta, entry.meta.size, &attributes);
+        if plan == Plan::Unchanged {
             return Ok(false);
         }
         self.changed += 1;
         let change = if old.is_some() { Change::Changed } else { Change::New };
+        if let (Plan::CopyAll { size }, Some(SigEntry { signed: Signed::File(signature), .. })) = (plan, &old) {
+            // Only metadata or attributes changed: the new header over a
+            // delta that copies the previous version whole, and the old
+            // signature, which still describes the content.
+            self.volumes.begin_file_pax(&entry.path, true, meta.clone(), pax_records(&attributes, None));
+            self.volumes.write(&copy_all(size)).map_err(io)?;
+            self.volumes.end_file().map_err(io)?;
+            let sig_name = entry_name(Prefix::Signature, &entry.path, false, true);
+            self.sigtar_entry(&sig_name, &meta, &sig_pax(&attributes, Some(size)), signature)?;
+            self.files.push((change, entry.path));
+            return Ok(false);
+        }
         if meta.kind == TarKind::Regular {
             let encoder = match old.map(|o| o.signed) {
                 Some(Signed::File(sig)) => Encoder::Delta(
@@ -246,7 +322,8 @@ impl plugin_sdk::Backup for DupBackup {
                 ),
                 _ => Encoder::Snapshot,
             };
-            self.volumes.begin_file(&entry.path, matches!(encoder, Encoder::Delta(_)), meta.clone());
+            let pax = pax_records(&attributes, None);
+            self.volumes.begin_file_pax(&entry.path, matches!(encoder, Encoder::Delta(_)), meta.clone(), pax);
             self.current = Some(Current {
                 signature: Signer::new(block_len(entry.meta.size), STRONG_LEN)?,
                 path: entry.path,
@@ -254,13 +331,14 @@ impl plugin_sdk::Backup for DupBackup {
                 encoder,
                 change,
                 written: 0,
+                attributes,
             });
             return Ok(true);
         }
-        self.volumes.add(Prefix::Snapshot, &entry.path, &meta).map_err(io)?;
+        self.volumes.add_pax(Prefix::Snapshot, &entry.path, &meta, &pax_records(&attributes, None)).map_err(io)?;
         let is_dir = meta.kind == TarKind::Directory;
         let sig_name = entry_name(Prefix::Snapshot, &entry.path, is_dir, true);
-        self.sigtar_entry(&sig_name, &meta, &[])?;
+        self.sigtar_entry(&sig_name, &meta, &sig_pax(&attributes, None), &[])?;
         if self.old.is_some() {
             self.files.push((change, entry.path));
         }
@@ -297,7 +375,8 @@ impl plugin_sdk::Backup for DupBackup {
         self.volumes.end_file().map_err(io)?;
         let signature = current.signature.finish()?;
         let sig_name = entry_name(Prefix::Signature, &current.path, false, true);
-        self.sigtar_entry(&sig_name, &current.meta, &signature)?;
+        let pax = sig_pax(&current.attributes, Some(current.written));
+        self.sigtar_entry(&sig_name, &current.meta, &pax, &signature)?;
         self.files.push((current.change, current.path));
         Ok(())
     }
@@ -328,6 +407,83 @@ mod tests {
 
     fn meta(kind: TarKind) -> TarMeta {
         TarMeta { kind, mode: 0o644, uid: 1, gid: 2, mtime: 100, link_target: None, device: None }
+    }
+
+    fn attrs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        normalize_attributes(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect())
+    }
+
+    /// The chain's version of a 20-byte file as a sigtar records it.
+    fn old_file(attributes: &[(&str, &str)], size: Option<u64>) -> SigEntry {
+        let content = vec![7u8; 20];
+        SigEntry {
+            path: b"cur/msg".to_vec(),
+            meta: meta(TarKind::Regular),
+            signed: Signed::File(crate::format::signature::one_shot(&content)),
+            attributes: attrs(attributes),
+            size,
+        }
+    }
+
+    #[test]
+    fn an_attribute_only_change_is_stored_without_the_content() {
+        let flags = [("imap.flags", "\\Seen"), ("maildir.info", "2,S")];
+        let old = old_file(&flags, Some(20));
+        let file = meta(TarKind::Regular);
+        assert_eq!(plan(Some(&old), &file, 20, &attrs(&flags)), Plan::Unchanged);
+        // The order a source gives them in does not matter.
+        let reversed = attrs(&[("maildir.info", "2,S"), ("imap.flags", "\\Seen")]);
+        assert_eq!(plan(Some(&old), &file, 20, &reversed), Plan::Unchanged);
+        let flagged = attrs(&[("imap.flags", "\\Flagged \\Seen"), ("maildir.info", "2,FS")]);
+        assert_eq!(plan(Some(&old), &file, 20, &flagged), Plan::CopyAll { size: 20 });
+        // Removed, and added, attributes are changes too.
+        assert_eq!(plan(Some(&old), &file, 20, &attrs(&flags[..1])), Plan::CopyAll { size: 20 });
+        assert_eq!(plan(Some(&old), &file, 20, &[]), Plan::CopyAll { size: 20 });
+        let more = attrs(&[flags[0], flags[1], ("x.y", "")]);
+        assert_eq!(plan(Some(&old), &file, 20, &more), Plan::CopyAll { size: 20 });
+        // Mode and owner changes of a file whose size is recorded, too.
+        assert_eq!(
+            plan(Some(&old), &TarMeta { mode: 0o600, ..file.clone() }, 20, &attrs(&flags)),
+            Plan::CopyAll { size: 20 }
+        );
+        assert_eq!(
+            plan(Some(&old), &TarMeta { uid: 9, ..file.clone() }, 20, &attrs(&flags)),
+            Plan::CopyAll { size: 20 }
+        );
+    }
+
+    #[test]
+    fn a_content_change_is_still_read() {
+        let flags = [("maildir.info", "2,S")];
+        let old = old_file(&flags, Some(20));
+        let file = meta(TarKind::Regular);
+        let flagged = attrs(&[("maildir.info", "2,FS")]);
+        // A new mtime, or another size under the same mtime: the content is read.
+        assert_eq!(plan(Some(&old), &TarMeta { mtime: 101, ..file.clone() }, 20, &flagged), Plan::Store);
+        assert_eq!(plan(Some(&old), &TarMeta { mtime: 101, ..file.clone() }, 20, &attrs(&flags)), Plan::Store);
+        assert_eq!(plan(Some(&old), &file, 21, &flagged), Plan::Store);
+        // No size recorded (duplicity's sigtars, entries written without
+        // attributes): read as before.
+        assert_eq!(plan(Some(&old_file(&[], None)), &file, 20, &flagged), Plan::Store);
+        assert_eq!(plan(Some(&old_file(&[], None)), &TarMeta { mode: 0o600, ..file.clone() }, 20, &[]), Plan::Store);
+        // A signature that disagrees with the recorded size is not trusted.
+        assert_eq!(plan(Some(&old_file(&flags, Some(5000))), &file, 5000, &flagged), Plan::Store);
+        // Not a file before, or new: stored.
+        let dir = SigEntry { meta: meta(TarKind::Directory), signed: Signed::Other, ..old_file(&flags, None) };
+        assert_eq!(plan(Some(&dir), &file, 20, &flagged), Plan::Store);
+        assert_eq!(plan(None, &file, 20, &flagged), Plan::Store);
+        // Other kinds compare attributes too.
+        let d = meta(TarKind::Directory);
+        assert_eq!(plan(Some(&dir), &d, 0, &attrs(&flags)), Plan::Unchanged);
+        assert_eq!(plan(Some(&dir), &d, 0, &flagged), Plan::Store);
+    }
+
+    #[test]
+    fn sigtar_records_hold_the_size_only_with_attributes() {
+        assert!(sig_pax(&[], Some(20)).is_empty());
+        assert!(sig_pax(&[], None).is_empty());
+        let records = String::from_utf8(sig_pax(&attrs(&[("maildir.info", "2,S")]), Some(20))).unwrap();
+        assert_eq!(records, "38 ORCHESTRATOR.attr.maildir.info=2,S\n24 ORCHESTRATOR.size=20\n");
     }
 
     #[test]

@@ -184,7 +184,7 @@ fn entry(path: Vec<u8>, h: &Header) -> Result<Entry, PluginError> {
             symlink_target: meta.link_target,
             device: meta.device,
         },
-        attributes: Vec::new(),
+        attributes: h.attributes.clone(),
     })
 }
 
@@ -323,5 +323,30 @@ impl plugin_sdk::Reader for DupReader {
                     .map_err(|e| PluginError::Corrupt(format!("{path}: the delta cannot be applied: {e}")))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_carry_the_headers_attributes() {
+        let attributes = vec![("maildir.info".to_string(), "2,S".to_string())];
+        let header = Header {
+            name: b"diff/cur/msg".to_vec(),
+            link_target: None,
+            typeflag: b'0',
+            mode: 0o600,
+            uid: 1,
+            gid: 2,
+            mtime: 3,
+            size: 8,
+            device: None,
+            attributes: attributes.clone(),
+            file_size: None,
+        };
+        let e = entry(b"cur/msg".to_vec(), &header).unwrap();
+        assert_eq!((e.meta.kind, e.meta.mode, e.attributes), (EntryKind::File, 0o600, attributes));
     }
 }

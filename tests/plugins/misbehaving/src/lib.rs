@@ -16,7 +16,13 @@
 //! * `wants-more`: `validate` wants `/etc` as well, which its configuration
 //!   does not name, so the host refuses to run it;
 //! * `unreadable-file`: yields a file whose content cannot be read between
-//!   two that can.
+//!   two that can;
+//! * `attributes`: not harm but a source with entry attributes, as the IMAP
+//!   source has them: `cur/` and two messages (`MESSAGE_SMALL`, 20 bytes,
+//!   and `MESSAGE_BIG`, `BIG_LEN` bytes) whose attributes are `maildir.info`
+//!   and `imap.flags` from the keys of the same names when given; with
+//!   `refuse_content = true` opening a message fails with
+//!   `CONTENT_REFUSED`, so a test sees whether a sink asked for it.
 //!
 //! A behaviour that is contained returns the error it got; one that escapes
 //! the sandbox returns an error starting with `SANDBOX ESCAPE`, never the
@@ -38,6 +44,13 @@ pub struct Config {
     pub address: Option<String>,
     /// A secret it is not allowed to reveal.
     pub token: Option<Secret>,
+    /// `attributes`: the messages' `maildir.info` attribute.
+    pub maildir_info: Option<String>,
+    /// `attributes`: the messages' `imap.flags` attribute.
+    pub imap_flags: Option<String>,
+    /// `attributes`: fail whenever a message's content is asked for.
+    #[serde(default)]
+    pub refuse_content: bool,
 }
 
 /// Every behaviour this plugin knows.
@@ -53,7 +66,29 @@ pub const BEHAVIOURS: &[&str] = &[
     "stdout-spam",
     "wants-more",
     "unreadable-file",
+    "attributes",
 ];
+
+/// `attributes`: the small message.
+pub const MESSAGE_SMALL: &[u8] = b"cur/1700000000.M1P1.host";
+/// `attributes`: the message whose content spans several 64 KiB chunks.
+pub const MESSAGE_BIG: &[u8] = b"cur/1700000001.M2P1.host";
+/// `attributes`: the size of `MESSAGE_BIG`.
+pub const BIG_LEN: usize = 150_000;
+/// `attributes`: the error when content is asked for with `refuse_content`.
+pub const CONTENT_REFUSED: &str = "content asked for although only attributes changed";
+
+/// The content of `MESSAGE_BIG`: not compressible to nothing, and the same
+/// in every run.
+pub fn big_content() -> Vec<u8> {
+    let mut x: u32 = 12345;
+    (0..BIG_LEN)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 16) as u8
+        })
+        .collect()
+}
 
 /// The content of every readable file.
 pub const CONTENT: &[u8] = b"hello from a plugin\n";
@@ -124,6 +159,28 @@ pub fn entries(unreadable: bool) -> Vec<Entry> {
         all.push(entry(b"z-after.txt", meta(EntryKind::File, 0o644, CONTENT.len() as u64)));
     }
     all
+}
+
+/// What `attributes` yields.
+pub fn attribute_entries(config: &Config) -> Vec<Entry> {
+    let mut attributes = Vec::new();
+    if let Some(flags) = &config.imap_flags {
+        attributes.push(("imap.flags".to_string(), flags.clone()));
+    }
+    if let Some(info) = &config.maildir_info {
+        attributes.push(("maildir.info".to_string(), info.clone()));
+    }
+    let message = |path: &[u8], size: usize| Entry {
+        path: path.to_vec(),
+        meta: meta(EntryKind::File, 0o600, size as u64),
+        attributes: attributes.clone(),
+    };
+    vec![
+        entry(b"", meta(EntryKind::Directory, 0o700, 0)),
+        entry(b"cur", meta(EntryKind::Directory, 0o700, 0)),
+        message(MESSAGE_SMALL, CONTENT.len()),
+        message(MESSAGE_BIG, BIG_LEN),
+    ]
 }
 
 /// Allocate and touch 16 MiB blocks until the host stops the plugin.
@@ -215,10 +272,23 @@ impl plugin_sdk::Session for Session {
         }
         self.misbehave()?;
         self.yielded = true;
+        if self.config.behaviour == "attributes" {
+            return Ok(attribute_entries(&self.config));
+        }
         Ok(entries(self.config.behaviour == "unreadable-file"))
     }
 
     fn open(&mut self, path: &[u8]) -> Result<Box<dyn std::io::Read>, PluginError> {
+        if self.config.behaviour == "attributes" {
+            if self.config.refuse_content {
+                return Err(PluginError::Io(format!("{}: {CONTENT_REFUSED}", String::from_utf8_lossy(path))));
+            }
+            return match path {
+                MESSAGE_SMALL => Ok(Box::new(CONTENT)),
+                MESSAGE_BIG => Ok(Box::new(std::io::Cursor::new(big_content()))),
+                _ => Err(PluginError::NotFound(format!("{} was not yielded", String::from_utf8_lossy(path)))),
+            };
+        }
         match path {
             b"hello.txt" | b"z-after.txt" => Ok(Box::new(CONTENT)),
             b"a-locked.txt" => Err(PluginError::Io("a-locked.txt: permission denied".into())),
@@ -296,6 +366,27 @@ mod tests {
         assert_eq!(paths, [&b""[..], b"a-locked.txt", b"hello.txt", b"z-after.txt"]);
         assert!(matches!(s.open(b"a-locked.txt"), Err(PluginError::Io(_))));
         assert!(s.open(b"z-after.txt").is_ok());
+    }
+
+    #[test]
+    fn attributes_come_from_the_config() {
+        let c = config(r#"{"behaviour": "attributes", "maildir_info": "2,S", "imap_flags": "\\Seen"}"#);
+        let got = attribute_entries(&c);
+        let paths: Vec<&[u8]> = got.iter().map(|e| e.path.as_slice()).collect();
+        assert_eq!(paths, [&b""[..], b"cur", MESSAGE_SMALL, MESSAGE_BIG]);
+        let want = vec![("imap.flags".to_string(), "\\Seen".to_string()), ("maildir.info".into(), "2,S".into())];
+        assert_eq!(got[2].attributes, want);
+        assert_eq!(got[3].meta.size, BIG_LEN as u64);
+        assert!(got[1].attributes.is_empty());
+        assert!(attribute_entries(&config(r#"{"behaviour": "attributes"}"#))[2].attributes.is_empty());
+        let context = RunContext { source_name: "s".into(), run_id: "r".into(), time: 1 };
+        let mut s = Misbehaving::open(c, context.clone()).unwrap();
+        let mut content = Vec::new();
+        s.open(MESSAGE_BIG).unwrap().read_to_end(&mut content).unwrap();
+        assert_eq!(content, big_content());
+        let refusing = config(r#"{"behaviour": "attributes", "refuse_content": true}"#);
+        let mut s = Misbehaving::open(refusing, context).unwrap();
+        assert!(matches!(s.open(MESSAGE_SMALL), Err(PluginError::Io(m)) if m.contains(CONTENT_REFUSED)));
     }
 
     #[test]
