@@ -116,6 +116,86 @@ impl Base for &[u8] {
     }
 }
 
+/// A base read front to back from a stream: COPY commands may skip ahead
+/// but never go back. For deltas whose copies are in order
+/// ([`copies_in_order`]), so the previous version needs no random access and
+/// no temporary copy.
+pub struct Forward<'a, R: Read> {
+    /// The previous version's bytes from `pos` on.
+    pub inner: &'a mut R,
+    /// How far `inner` has been read.
+    pub pos: &'a mut u64,
+}
+
+impl<R: Read> Base for Forward<'_, R> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        if offset < *self.pos {
+            return Err(bad(format!("a delta copies from {offset}, behind {} already read", self.pos)));
+        }
+        let skip = offset - *self.pos;
+        let skipped = io::copy(&mut (&mut *self.inner).take(skip), &mut io::sink())?;
+        *self.pos += skipped;
+        if skipped < skip {
+            return Ok(0);
+        }
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.inner.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        *self.pos += filled as u64;
+        Ok(filled)
+    }
+}
+
+/// A [`Base`] read from its start as a stream.
+pub struct Sequential<B: Base> {
+    pub base: B,
+    pub pos: u64,
+}
+
+impl<B: Base> Read for Sequential<B> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.base.read_at(self.pos, buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Whether every COPY of the delta read from `delta` starts at or after the
+/// end of the one before it (as in the delta of a file changed in place), so
+/// it can be applied to a base read front to back with [`Forward`].
+pub fn copies_in_order(delta: &mut impl Read) -> io::Result<bool> {
+    let mut magic = [0u8; 4];
+    delta.read_exact(&mut magic)?;
+    if magic != MAGIC {
+        return Err(bad(format!("not a librsync delta (magic {magic:02x?})")));
+    }
+    let mut patch = Patch::new();
+    let mut next = 0u64;
+    loop {
+        match patch.command(delta)? {
+            Op::Next if patch.ended => return Ok(true),
+            Op::Literal(n) => {
+                if io::copy(&mut delta.take(n), &mut io::sink())? < n {
+                    return Err(bad("a delta's literal is cut short".into()));
+                }
+            }
+            Op::Copy { offset, left } => {
+                if offset < next {
+                    return Ok(false);
+                }
+                next = offset.saturating_add(left);
+            }
+            Op::Next => {}
+        }
+    }
+}
+
 fn bad(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
@@ -317,6 +397,34 @@ mod tests {
         ] {
             assert_eq!(patched(&old, &delta_of(&old, &new, 333)), new);
         }
+    }
+
+    #[test]
+    fn in_order_deltas_apply_to_a_base_read_front_to_back() {
+        let old = pseudo_random(300_000, 1);
+        let mut new = old.clone();
+        new[100_000..120_000].copy_from_slice(&pseudo_random(20_000, 2));
+        new.truncate(250_000);
+        new.extend_from_slice(&pseudo_random(5_000, 3));
+        let delta = delta_of(&old, &new, 4096);
+        assert!(copies_in_order(&mut &delta[..]).unwrap());
+        let mut stream = &old[..];
+        let mut pos = 0;
+        let mut out = Vec::new();
+        apply(&mut Forward { inner: &mut stream, pos: &mut pos }, &mut &delta[..], &mut out).unwrap();
+        assert!(out == new);
+
+        // Moved blocks copy backwards: not in order, and a forward base refuses them.
+        let mut moved = old[150_000..].to_vec();
+        moved.extend_from_slice(&old[..150_000]);
+        let delta = delta_of(&old, &moved, 4096);
+        assert!(!copies_in_order(&mut &delta[..]).unwrap());
+        let mut stream = &old[..];
+        let mut pos = 0;
+        let err = apply(&mut Forward { inner: &mut stream, pos: &mut pos }, &mut &delta[..], &mut Vec::new());
+        assert!(err.is_err());
+        // The whole-file copy of an attribute-only change is in order.
+        assert!(copies_in_order(&mut &copy_all(old.len() as u64)[..]).unwrap());
     }
 
     #[test]

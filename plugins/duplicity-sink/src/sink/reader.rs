@@ -8,7 +8,7 @@
 //! earlier versions go to host scratch files, never into memory.
 
 use super::store::Sealing;
-use crate::format::delta::{self, Base, Patch};
+use crate::format::delta::{self, Base, Forward, Patch, Sequential};
 use crate::format::entries::{cmp_index, meta_of, parse_name};
 use crate::format::tarentry::{Prefix, TarKind};
 use crate::format::tarread::{Header, TarReader};
@@ -200,6 +200,24 @@ enum Content {
         patch: Patch,
         set: usize,
     },
+    /// A file patched as it is read from the version before it, read front
+    /// to back from its own set (`base`), because the newest delta (copied
+    /// from set `set` into a scratch file) copies in order: no copy of the
+    /// previous version is needed.
+    Forward {
+        delta: Sequential<ScratchFile>,
+        patch: Patch,
+        base: usize,
+        base_pos: u64,
+        set: usize,
+    },
+    /// Like `Patching`, with the delta already copied out of set `set`.
+    PatchingCopied {
+        base: ScratchFile,
+        delta: Sequential<ScratchFile>,
+        patch: Patch,
+        set: usize,
+    },
 }
 
 /// The state of a source at a time: a chain's sets merged.
@@ -246,7 +264,13 @@ impl DupReader {
 impl plugin_sdk::Reader for DupReader {
     fn next(&mut self) -> Result<Option<Entry>, PluginError> {
         match std::mem::replace(&mut self.content, Content::None) {
-            Content::Stream(i) | Content::Patching { set: i, .. } => self.sets[i].advance()?,
+            Content::Stream(i) | Content::Patching { set: i, .. } | Content::PatchingCopied { set: i, .. } => {
+                self.sets[i].advance()?
+            }
+            Content::Forward { base, set, .. } => {
+                self.sets[base].advance()?;
+                self.sets[set].advance()?;
+            }
             Content::None => {}
         }
         loop {
@@ -295,6 +319,29 @@ impl plugin_sdk::Reader for DupReader {
             }
             if self.with_content && e.meta.kind == EntryKind::File {
                 let (&last, earlier) = diffs.split_last().expect("diffs is not empty");
+                if earlier.is_empty() {
+                    // One delta: most are in order (a file changed in place),
+                    // and then the snapshot streams straight through it.
+                    let mut delta = ScratchFile::create()?;
+                    io::copy(&mut self.sets[last], &mut delta).map_err(PluginError::from_io)?;
+                    io::Write::flush(&mut delta).map_err(PluginError::from_io)?;
+                    let mut check = Sequential { base: delta, pos: 0 };
+                    let in_order = delta::copies_in_order(&mut check).map_err(|e| {
+                        PluginError::Corrupt(format!(
+                            "{}: the delta cannot be read: {e}",
+                            String::from_utf8_lossy(&min)
+                        ))
+                    })?;
+                    let delta = Sequential { base: check.base, pos: 0 };
+                    if in_order {
+                        self.content = Content::Forward { delta, patch: Patch::new(), base: b, base_pos: 0, set: last };
+                    } else {
+                        let base = self.patch(b, &[])?;
+                        self.sets[b].advance()?;
+                        self.content = Content::PatchingCopied { base, delta, patch: Patch::new(), set: last };
+                    }
+                    return Ok(Some(e));
+                }
                 let base = self.patch(b, earlier)?;
                 for &i in &at[p..at.len() - 1] {
                     self.sets[i].advance()?;
@@ -320,6 +367,17 @@ impl plugin_sdk::Reader for DupReader {
             Content::Patching { base, patch, set } => {
                 let path = String::from_utf8_lossy(&sets[*set].head.as_ref().expect("a head").path).into_owned();
                 plugin_sdk::fill_with(|buf| patch.read(base, &mut sets[*set], buf), max)
+                    .map_err(|e| PluginError::Corrupt(format!("{path}: the delta cannot be applied: {e}")))
+            }
+            Content::PatchingCopied { base, delta, patch, set } => {
+                let path = String::from_utf8_lossy(&sets[*set].head.as_ref().expect("a head").path).into_owned();
+                plugin_sdk::fill_with(|buf| patch.read(base, delta, buf), max)
+                    .map_err(|e| PluginError::Corrupt(format!("{path}: the delta cannot be applied: {e}")))
+            }
+            Content::Forward { delta, patch, base, base_pos, set } => {
+                let path = String::from_utf8_lossy(&sets[*set].head.as_ref().expect("a head").path).into_owned();
+                let stream = &mut sets[*base];
+                plugin_sdk::fill_with(|buf| patch.read(&mut Forward { inner: stream, pos: base_pos }, delta, buf), max)
                     .map_err(|e| PluginError::Corrupt(format!("{path}: the delta cannot be applied: {e}")))
             }
         }
