@@ -58,6 +58,35 @@ fn path_under(want: &str, base: &str) -> bool {
         && want.starts_with(base)
 }
 
+/// The `host:port` endpoints a configuration names by a `host` key and the
+/// `port` beside it (a number or a string), in any table. A table with a
+/// `host` and no `port` names the host on every well-known port (below
+/// 1024): the plugin uses its protocol's default port then (993 for IMAP
+/// with TLS, 143 for STARTTLS).
+fn config_endpoint(value: &serde_json::Value, want: &str) -> bool {
+    match value {
+        serde_json::Value::Array(a) => a.iter().any(|v| config_endpoint(v, want)),
+        serde_json::Value::Object(o) => {
+            let here = o.get("host").and_then(|h| h.as_str()).is_some_and(|host| {
+                let Some((want_host, want_port)) = want.rsplit_once(':') else { return false };
+                let want_host = want_host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(want_host);
+                let Ok(want_port) = want_port.parse::<u16>() else { return false };
+                if !host.eq_ignore_ascii_case(want_host) {
+                    return false;
+                }
+                match o.get("port") {
+                    None => want_port < 1024,
+                    Some(serde_json::Value::Number(n)) => n.as_u64() == Some(u64::from(want_port)),
+                    Some(serde_json::Value::String(p)) => p.parse::<u16>().ok() == Some(want_port),
+                    Some(_) => false,
+                }
+            });
+            here || o.values().any(|v| config_endpoint(v, want))
+        }
+        _ => false,
+    }
+}
+
 fn url_under(want: &str, base: &str) -> bool {
     let base = base.trim_end_matches('/');
     want == base || want.strip_prefix(base).is_some_and(|rest| rest.starts_with('/'))
@@ -91,7 +120,9 @@ pub fn decide(instance: &PluginInstance, wants: &[Want]) -> Result<Granted, Vec<
                 }
             }
             Want::Connect(endpoint) => {
-                if strings.iter().chain(&allow.connect).any(|s| s == endpoint) {
+                if strings.iter().chain(&allow.connect).any(|s| s == endpoint)
+                    || config_endpoint(&instance.config, endpoint)
+                {
                     granted.connect.push(endpoint.clone());
                 } else {
                     refused.push(format!("connect {endpoint} (grant it with allow.connect = [\"{endpoint}\"])"));
@@ -161,6 +192,26 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(refused.len(), 6, "{refused:?}");
+    }
+
+    #[test]
+    fn connect_is_granted_by_host_and_port_in_the_config() {
+        let inst = instance("host = \"mail.example.org\"\nport = 1993\n");
+        assert!(decide(&inst, &[Want::Connect("mail.example.org:1993".into())]).is_ok());
+        assert!(decide(&inst, &[Want::Connect("mail.example.org:993".into())]).is_err());
+        assert!(decide(&inst, &[Want::Connect("other.example.org:1993".into())]).is_err());
+
+        // No port: the protocol's default port, which is below 1024.
+        let inst = instance("host = \"mail.example.org\"\n");
+        assert!(decide(&inst, &[Want::Connect("mail.example.org:993".into())]).is_ok());
+        assert!(decide(&inst, &[Want::Connect("mail.example.org:8080".into())]).is_err());
+
+        let inst = instance("server = { host = \"::1\", port = \"143\" }\n");
+        assert!(decide(&inst, &[Want::Connect("[::1]:143".into())]).is_ok());
+
+        let inst = instance("host = \"a\"\nallow = { connect = [\"b:25\"] }\n");
+        let granted = decide(&inst, &[Want::Connect("a:143".into()), Want::Connect("b:25".into())]).unwrap();
+        assert_eq!(granted.connect, vec!["a:143".to_string(), "b:25".to_string()]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the host capabilities it was granted, and its limits.
 
 use crate::capabilities::filesystem::FsCtx;
+use crate::capabilities::imap::ImapCtx;
 use crate::capabilities::log::{LogCtx, StderrToLog};
 use crate::capabilities::secrets::SecretsCtx;
 use crate::capabilities::storage::StorageCtx;
@@ -45,6 +46,7 @@ pub struct PluginState {
     pub(crate) log: LogCtx,
     pub(crate) secrets: SecretsCtx,
     pub(crate) fs: Option<FsCtx>,
+    pub(crate) imap: ImapCtx,
     pub(crate) storage: Option<StorageCtx>,
     pub(crate) cache: Option<StorageCtx>,
 }
@@ -67,6 +69,7 @@ impl PluginState {
             log,
             secrets: grants.secrets,
             fs,
+            imap: ImapCtx::default(),
             storage: grants.storage,
             cache: grants.cache,
         })
