@@ -166,12 +166,7 @@ impl wit::HostConnection for PluginState {
         Ok(client.fetch_meta(first..=last).await.map_err(plugin_error).map(|metas| {
             metas
                 .into_iter()
-                .map(|m| wit::MessageMeta {
-                    uid: m.uid,
-                    flags: m.flags,
-                    internal_date: m.internal_date,
-                    size: m.size,
-                })
+                .map(|m| wit::MessageMeta { uid: m.uid, flags: m.flags, internal_date: m.internal_date, size: m.size })
                 .collect()
         }))
     }
@@ -262,10 +257,7 @@ mod tests {
     }
 
     fn secrets() -> SecretsCtx {
-        SecretsCtx::new(
-            BTreeMap::from([("password".to_string(), SecretValue::new("hunter2".into()))]),
-            BTreeSet::new(),
-        )
+        SecretsCtx::new(BTreeMap::from([("password".to_string(), SecretValue::new("hunter2".into()))]), BTreeSet::new())
     }
 
     #[test]

@@ -51,7 +51,9 @@ pub fn parse_message_file(name: &[u8]) -> Option<(u32, u32)> {
 /// (flagged), R (answered), S (seen), T (deleted), in ASCII order.
 pub fn maildir_info(flags: &[String]) -> String {
     let mut info = String::from("2,");
-    for (flag, letter) in [("\\Draft", 'D'), ("\\Flagged", 'F'), ("\\Answered", 'R'), ("\\Seen", 'S'), ("\\Deleted", 'T')] {
+    for (flag, letter) in
+        [("\\Draft", 'D'), ("\\Flagged", 'F'), ("\\Answered", 'R'), ("\\Seen", 'S'), ("\\Deleted", 'T')]
+    {
         if flags.iter().any(|f| f.eq_ignore_ascii_case(flag)) {
             info.push(letter);
         }
@@ -62,8 +64,7 @@ pub fn maildir_info(flags: &[String]) -> String {
 /// The `imap.flags` attribute: the flags as the server spells them, in its
 /// order, without `\Recent`.
 pub fn flags_attribute(flags: &[String]) -> String {
-    let kept: Vec<&str> =
-        flags.iter().map(String::as_str).filter(|f| !f.eq_ignore_ascii_case("\\Recent")).collect();
+    let kept: Vec<&str> = flags.iter().map(String::as_str).filter(|f| !f.eq_ignore_ascii_case("\\Recent")).collect();
     kept.join(" ")
 }
 

@@ -327,9 +327,8 @@ impl<M: Mailbox, L: Log> Walk<M, L> {
     /// The body of the message at `path`: from the batch fetched ahead, or
     /// fetched now with the messages that follow it.
     pub fn open(&mut self, path: &[u8]) -> Result<Box<dyn Read>, PluginError> {
-        let unknown = || {
-            PluginError::NotFound(format!("{} is not a message of this run", String::from_utf8_lossy(path)))
-        };
+        let unknown =
+            || PluginError::NotFound(format!("{} is not a message of this run", String::from_utf8_lossy(path)));
         let slash = path.iter().rposition(|&b| b == b'/').ok_or_else(unknown)?;
         let idx = *self.cur_paths.get(&path[..slash]).ok_or_else(unknown)?;
         let (uid, validity) = names::parse_message_file(&path[slash + 1..]).ok_or_else(unknown)?;
