@@ -68,13 +68,13 @@ fn big_message() -> Vec<u8> {
 
 fn flags_for(i: usize) -> Vec<String> {
     let mut f = Vec::new();
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         f.push("\\Seen".to_string());
     }
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         f.push("\\Flagged".to_string());
     }
-    if i % 11 == 0 {
+    if i.is_multiple_of(11) {
         f.push("$Forwarded".to_string());
     }
     f
@@ -102,8 +102,11 @@ fn fill(server: &Dovecot) {
     });
 }
 
+/// Message bytes by (folder, uid).
+type Bodies = BTreeMap<(String, u32), Vec<u8>>;
+
 /// Every message's `BODY[]` by (folder, uid), and each folder's UIDVALIDITY, read over IMAP.
-fn server_bodies(server: &Dovecot) -> (BTreeMap<(String, u32), Vec<u8>>, BTreeMap<String, u32>) {
+fn server_bodies(server: &Dovecot) -> (Bodies, BTreeMap<String, u32>) {
     runtime().block_on(async {
         let mut c = Client::connect(&plain(server)).await.unwrap();
         let (mut bodies, mut validity) = (BTreeMap::new(), BTreeMap::new());
@@ -125,7 +128,7 @@ fn server_bodies(server: &Dovecot) -> (BTreeMap<(String, u32), Vec<u8>>, BTreeMa
 
 /// Every message file of a restored tree by (folder, uid), the name's
 /// `:2,…` info (if the sink names files with it) ignored.
-fn restored_messages(root: &Path, validity: &BTreeMap<String, u32>) -> BTreeMap<(String, u32), Vec<u8>> {
+fn restored_messages(root: &Path, validity: &BTreeMap<String, u32>) -> Bodies {
     let mut out = BTreeMap::new();
     for path in walk(root) {
         let rel = path.strip_prefix(root).unwrap().to_str().unwrap().to_string();

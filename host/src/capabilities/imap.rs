@@ -50,7 +50,7 @@ impl ImapCtx {
     /// password is a secret of the plugin's configuration.
     pub fn server_config(&self, server: &wit::Server, secrets: &SecretsCtx) -> Result<ServerConfig, PluginError> {
         let at = endpoint(&server.host, server.port);
-        if !self.granted.iter().any(|g| *g == at) {
+        if !self.granted.contains(&at) {
             return Err(PluginError::PermissionDenied(format!(
                 "the plugin may not connect to IMAP server {at}: it was not granted (name the server in the \
                  plugin's host and port, or add \"{at}\" to its allow.connect)"

@@ -8,10 +8,13 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::rc::Rc;
 
+/// uid → (flags, date, body)
+type Messages = BTreeMap<u32, (Vec<String>, i64, Vec<u8>)>;
+
 #[derive(Default)]
 struct Account {
-    /// raw name → (delimiter-joined decoded name, selectable, uidvalidity, messages uid → (flags, date, body))
-    folders: BTreeMap<String, (String, bool, u32, BTreeMap<u32, (Vec<String>, i64, Vec<u8>)>)>,
+    /// raw name → (decoded name, selectable, uidvalidity, messages)
+    folders: BTreeMap<String, (String, bool, u32, Messages)>,
     selected: Option<String>,
     fetched: Vec<Vec<u32>>,
     examined: Vec<String>,

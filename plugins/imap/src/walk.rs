@@ -78,6 +78,9 @@ pub struct Batch {
     pub bytes: u64,
 }
 
+/// Bodies fetched ahead, (uid, bytes) in listing order.
+type Bodies = VecDeque<(u32, Vec<u8>)>;
+
 /// One node of the tree, in index order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Node {
@@ -119,7 +122,7 @@ pub struct Walk<M: Mailbox, L: Log> {
     /// The folder last examined.
     selected: Option<usize>,
     /// Bodies fetched ahead, in listing order, of one folder.
-    cache: Option<(usize, VecDeque<(u32, Vec<u8>)>)>,
+    cache: Option<(usize, Bodies)>,
     /// Bodies fetched in this run, and fetch calls (for the debug log and tests).
     pub bodies_fetched: u64,
     /// `fetch-bodies` calls made.
@@ -376,7 +379,7 @@ impl<M: Mailbox, L: Log> Walk<M, L> {
         let bodies = self.mailbox.fetch_bodies(&uids)?;
         self.fetches += 1;
         self.bodies_fetched += bodies.len() as u64;
-        let mut queue: VecDeque<(u32, Vec<u8>)> = bodies.into();
+        let mut queue: Bodies = bodies.into();
         while queue.front().is_some_and(|(u, _)| *u < uid) {
             queue.pop_front();
         }
