@@ -7,7 +7,9 @@
 //! host's `imap` capability, which holds the connection and the password.
 
 pub mod names;
+pub mod utf7;
 pub mod walk;
+pub mod writer;
 
 #[cfg(test)]
 mod tests;
@@ -16,6 +18,7 @@ use plugin_sdk::imap::{Folder, FolderStatus, MessageMeta, Security};
 use plugin_sdk::prelude::*;
 use serde::Deserialize;
 use walk::{Batch, Filter, Log, Mailbox, Walk};
+use writer::{TargetUrl, Writer};
 
 /// Messages per body fetch unless `batch_messages` says otherwise.
 pub const DEFAULT_BATCH_MESSAGES: u32 = 500;
@@ -67,19 +70,20 @@ pub struct Config {
 impl Config {
     /// The port, given or the default for the security.
     pub fn port(&self) -> u16 {
-        self.port.unwrap_or(match self.security {
+        self.port.unwrap_or(self.default_port())
+    }
+
+    /// The default port for the security.
+    pub fn default_port(&self) -> u16 {
+        match self.security {
             SecurityConfig::Tls => 993,
             SecurityConfig::Starttls | SecurityConfig::Plain => 143,
-        })
+        }
     }
 
     /// `host:port` as grants and messages name it.
     pub fn endpoint(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port())
-        } else {
-            format!("{}:{}", self.host, self.port())
-        }
+        endpoint(&self.host, self.port())
     }
 
     /// Check what serde cannot; no I/O.
@@ -127,6 +131,11 @@ impl Config {
     }
 }
 
+/// `host:port`, bracketed for IPv6.
+pub fn endpoint(host: &str, port: u16) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
 /// The plugin.
 pub struct Imap;
 
@@ -148,6 +157,36 @@ impl Source for Imap {
         let connection = plugin_sdk::imap::connect(&config.server())?;
         let walk = Walk::new(HostMailbox(connection), HostLog, config.endpoint(), &filter, batch)?;
         Ok(ImapSession { walk })
+    }
+
+    /// `restore --to imap://user@host[:port]`: the security, CA file and
+    /// password (the `password` secret) are the pipeline source's; the port
+    /// defaults as for the source.
+    fn open_writer(config: Config, target: &str) -> Result<Box<dyn SourceWriter>, PluginError> {
+        config.check()?;
+        let url = TargetUrl::parse(target)?;
+        let mut server = config.server();
+        server.port = url.port.unwrap_or(config.default_port());
+        server.host = url.host;
+        server.user = url.user;
+        let shown = format!("imap://{}@{}", server.user, endpoint(&server.host, server.port));
+        let connection = plugin_sdk::imap::connect(&server)?;
+        Ok(Box::new(Writer::new(HostMailbox(connection), HostLog, shown)?))
+    }
+}
+
+impl<M: Mailbox + 'static, L: Log + 'static> SourceWriter for Writer<M, L> {
+    fn add(&mut self, entry: Entry) -> Result<bool, PluginError> {
+        Writer::add(self, &entry)
+    }
+    fn write(&mut self, data: &[u8]) -> Result<(), PluginError> {
+        Writer::write(self, data)
+    }
+    fn end_entry(&mut self) -> Result<(), PluginError> {
+        Writer::end_entry(self)
+    }
+    fn finish(&mut self) -> Result<String, PluginError> {
+        Writer::finish(self)
     }
 }
 
@@ -189,6 +228,12 @@ impl Mailbox for HostMailbox {
     }
     fn fetch_bodies(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, PluginError> {
         self.0.fetch_bodies(uids)
+    }
+    fn create_folder(&mut self, raw: &str) -> Result<(), PluginError> {
+        self.0.create_folder(raw)
+    }
+    fn append(&mut self, raw: &str, flags: &[String], internal_date: i64, body: &[u8]) -> Result<(), PluginError> {
+        self.0.append(raw, flags, internal_date, body)
     }
     fn logout(&mut self) -> Result<(), PluginError> {
         self.0.logout()

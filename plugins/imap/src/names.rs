@@ -27,6 +27,29 @@ pub fn component(level: &str) -> String {
     level.replace('%', "%25").replace('/', "%2F")
 }
 
+/// The folder level a path component stands for (the inverse of [`component`]).
+pub fn level(component: &str) -> String {
+    if component == "%" {
+        return String::new();
+    }
+    let bytes = component.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| component.to_string())
+}
+
 /// The levels of a folder's decoded name, split at the server's delimiter.
 pub fn levels<'a>(name: &'a str, delimiter: Option<&str>) -> Vec<&'a str> {
     match delimiter {
@@ -81,6 +104,9 @@ mod tests {
         assert_eq!(component("cur"), "%63ur");
         assert_eq!(component(".."), "%2E.");
         assert_eq!(component(""), "%");
+        for name in ["Entwürfe", "a/b", "100%", "cur", "new", "tmp", ".", "..", "", "%41"] {
+            assert_eq!(level(&component(name)), name);
+        }
         assert_eq!(levels("Archiv.2024", Some(".")), vec!["Archiv", "2024"]);
         assert_eq!(levels("INBOX", None), vec!["INBOX"]);
     }

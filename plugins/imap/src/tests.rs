@@ -82,6 +82,20 @@ impl Mailbox for Fake {
         let msgs = &a.folders[a.selected.as_ref().unwrap()].3;
         Ok(uids.iter().filter_map(|u| msgs.get(u).map(|m| (*u, m.2.clone()))).collect())
     }
+    fn create_folder(&mut self, raw: &str) -> Result<(), PluginError> {
+        let mut a = self.0.borrow_mut();
+        if !a.folders.contains_key(raw) {
+            a.folders.insert(raw.into(), (raw.replace('.', "/"), true, 9, BTreeMap::new()));
+        }
+        Ok(())
+    }
+    fn append(&mut self, raw: &str, flags: &[String], internal_date: i64, body: &[u8]) -> Result<(), PluginError> {
+        let mut a = self.0.borrow_mut();
+        let msgs = &mut a.folders.get_mut(raw).unwrap().3;
+        let uid = msgs.keys().max().map_or(1, |m| m + 1);
+        msgs.insert(uid, (flags.to_vec(), internal_date, body.to_vec()));
+        Ok(())
+    }
     fn logout(&mut self) -> Result<(), PluginError> {
         Ok(())
     }
@@ -320,4 +334,67 @@ fn config_defaults_and_wants() {
     assert_eq!(c.server().password_secret, "password");
     let err = plugin_sdk::parse_config::<crate::Config>(r#"{"host": "h", "user": "u", "password": "hunter2"}"#);
     assert!(matches!(err, Err(PluginError::Config(m)) if m.starts_with("password:")));
+}
+
+#[test]
+fn target_urls() {
+    use crate::writer::TargetUrl;
+    let t = TargetUrl::parse("imap://bob%40example.org@mail.test:1143").unwrap();
+    assert_eq!(t, TargetUrl { user: "bob@example.org".into(), host: "mail.test".into(), port: Some(1143) });
+    let t = TargetUrl::parse("imap://bob@[::1]/").unwrap();
+    assert_eq!((t.host.as_str(), t.port), ("::1", None));
+    for bad in ["imaps://a@b", "imap://b", "imap://a@b:x", "imap://a@b/INBOX", "imap://@b"] {
+        assert!(matches!(TargetUrl::parse(bad), Err(PluginError::Config(_))), "{bad}");
+    }
+}
+
+#[test]
+fn message_ids_and_flags_from_entries() {
+    use crate::writer::{entry_flags, message_id};
+    assert_eq!(message_id(b"From: a\r\nMessage-Id:\r\n  <x@y>\r\n\r\nbody"), Some(b"<x@y>".to_vec()));
+    assert_eq!(message_id(b"From: a\r\n\r\nMessage-ID: <x@y>\r\n"), None);
+    let fake = account();
+    let (mut w, _) = walk(&fake, BATCH, &all());
+    let entries = w.next_batch(1000).unwrap();
+    let e = entries.iter().find(|e| e.path == b"Archiv/2024/cur/0000000003.7.imap").unwrap();
+    assert_eq!(entry_flags(e), vec!["\\Flagged".to_string(), "$Forwarded".to_string()]);
+    let mut e = e.clone();
+    e.attributes.retain(|(k, _)| k != "imap.flags");
+    assert_eq!(entry_flags(&e), vec!["\\Flagged".to_string()]);
+}
+
+#[test]
+fn a_restore_appends_with_flags_and_dates_and_skips_what_is_there() {
+    use crate::writer::Writer;
+    let source = account();
+    let (mut w, _) = walk(&source, BATCH, &all());
+    // One batch: the walk forgets a folder's messages once it has passed them.
+    let entries = w.next_batch(1000).unwrap();
+    let target = Fake::default();
+    target.folder("INBOX", "INBOX", true);
+    let mut restore = |target: &Fake| {
+        let mut writer = Writer::new(target.clone(), Warnings::default(), "imap://bob@t:143".into()).unwrap();
+        for e in &entries {
+            if writer.add(e).unwrap() {
+                let body = read(&mut w, std::str::from_utf8(&e.path).unwrap());
+                writer.write(&body).unwrap();
+                writer.end_entry().unwrap();
+            }
+        }
+        writer.finish().unwrap()
+    };
+    assert_eq!(restore(&target), "6 messages appended to 5 folders of imap://bob@t:143, 0 already there");
+    {
+        let a = target.0.borrow();
+        let archiv = &a.folders["Archiv.2024"].3;
+        assert_eq!(
+            archiv[&1],
+            (vec!["\\Flagged".to_string(), "$Forwarded".to_string()], 1_700_000_003, b"old\r\n".to_vec())
+        );
+        assert_eq!(a.folders["INBOX"].3.len(), 5);
+        assert!(a.folders.contains_key("Entw&APw-rfe"), "{:?}", a.folders.keys());
+        assert!(a.folders.contains_key("INBOX.cur"), "an escaped level is restored by its real name");
+    }
+    assert_eq!(restore(&target), "0 messages appended to 5 folders of imap://bob@t:143, 6 already there");
+    assert_eq!(target.0.borrow().folders["INBOX"].3.len(), 5);
 }

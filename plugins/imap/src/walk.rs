@@ -22,6 +22,10 @@ pub trait Mailbox {
     fn fetch_meta(&mut self, first: u32, last: u32) -> Result<Vec<MessageMeta>, PluginError>;
     /// Bodies of `uids` of the examined folder.
     fn fetch_bodies(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, PluginError>;
+    /// Create a folder (an existing one is fine); for restores.
+    fn create_folder(&mut self, raw: &str) -> Result<(), PluginError>;
+    /// Store a message with flags and INTERNALDATE; for restores.
+    fn append(&mut self, raw: &str, flags: &[String], internal_date: i64, body: &[u8]) -> Result<(), PluginError>;
     /// End the session.
     fn logout(&mut self) -> Result<(), PluginError>;
 }
