@@ -87,6 +87,38 @@ fn config_endpoint(value: &serde_json::Value, want: &str) -> bool {
     }
 }
 
+/// The `host:port` endpoints a URL given on the command line (`restore --to
+/// imap://user@host[:port]`) names: its port, or without one the scheme's
+/// conventional ports (`imap`: 993 and 143, for TLS and STARTTLS).
+pub fn url_endpoints(url: &str) -> Vec<String> {
+    let Some((scheme, rest)) = url.split_once("://") else { return Vec::new() };
+    let authority = rest.split('/').next().unwrap_or("");
+    let server = authority.rsplit_once('@').map_or(authority, |(_, s)| s);
+    let (host, port) = if let Some(v6) = server.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, after)) => (format!("[{h}]"), after.strip_prefix(':')),
+            None => return Vec::new(),
+        }
+    } else {
+        match server.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (server.to_string(), None),
+        }
+    };
+    if host.is_empty() {
+        return Vec::new();
+    }
+    let ports: Vec<u16> = match port {
+        Some(p) => p.parse().ok().into_iter().collect(),
+        None => match scheme.to_ascii_lowercase().as_str() {
+            "imap" => vec![993, 143],
+            "imaps" => vec![993],
+            _ => Vec::new(),
+        },
+    };
+    ports.into_iter().map(|p| format!("{host}:{p}")).collect()
+}
+
 fn url_under(want: &str, base: &str) -> bool {
     let base = base.trim_end_matches('/');
     want == base || want.strip_prefix(base).is_some_and(|rest| rest.starts_with('/'))
@@ -212,6 +244,15 @@ mod tests {
         let inst = instance("host = \"a\"\nallow = { connect = [\"b:25\"] }\n");
         let granted = decide(&inst, &[Want::Connect("a:143".into()), Want::Connect("b:25".into())]).unwrap();
         assert_eq!(granted.connect, vec!["a:143".to_string(), "b:25".to_string()]);
+    }
+
+    #[test]
+    fn endpoints_of_restore_urls() {
+        assert_eq!(url_endpoints("imap://bob@mail.test:1143"), vec!["mail.test:1143"]);
+        assert_eq!(url_endpoints("imap://bob%40x.org@mail.test/"), vec!["mail.test:993", "mail.test:143"]);
+        assert_eq!(url_endpoints("imap://bob@[::1]:143"), vec!["[::1]:143"]);
+        assert!(url_endpoints("imap://bob@h:x").is_empty());
+        assert!(url_endpoints("/tmp/dir").is_empty());
     }
 
     #[test]

@@ -27,7 +27,11 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn plain(server: &Dovecot) -> ServerConfig {
-    let mut c = ServerConfig::new("127.0.0.1", Security::Plain, USER, Password::new(PASSWORD));
+    plain_as(server, USER)
+}
+
+fn plain_as(server: &Dovecot, user: &str) -> ServerConfig {
+    let mut c = ServerConfig::new("127.0.0.1", Security::Plain, user, Password::new(PASSWORD));
     c.port = server.imap_port();
     c
 }
@@ -82,12 +86,16 @@ fn flags_for(i: usize) -> Vec<String> {
 
 /// Fill the account over one APPEND session (fast: no process per message).
 fn fill(server: &Dovecot) {
+    fill_with(server, MANY)
+}
+
+fn fill_with(server: &Dovecot, many: usize) {
     runtime().block_on(async {
         let mut c = Client::connect(&plain(server)).await.unwrap();
         for folder in FOLDERS.iter().filter(|f| **f != "INBOX") {
             c.create_folder(&orchestrator_imap::utf7::encode(folder)).await.unwrap();
         }
-        for i in 0..MANY {
+        for i in 0..many {
             c.append("INBOX", &flags_for(i), 1_700_000_000 + i as i64 * 60, &message(i, "")).await.unwrap();
         }
         c.append("Archiv/2024", &[], 1_704_000_000, &big_message()).await.unwrap();
@@ -156,6 +164,11 @@ fn bodies_fetched(server: &Dovecot, skip: usize, sessions: usize) -> u64 {
 }
 
 fn pipeline(env: &Env, server: &Dovecot) -> PathBuf {
+    pipeline_into(env, server, "plugin = \"duplicity-sink\"\nencryption = \"none\"")
+}
+
+/// The pipeline with a given sink (`plugin = …` and its settings).
+fn pipeline_into(env: &Env, server: &Dovecot, sink: &str) -> PathBuf {
     env.pipeline(
         "p.toml",
         &format!(
@@ -175,9 +188,8 @@ batch_messages = 300
 batch_mib = 4
 
 [sinks.local]
-plugin = "duplicity-sink"
 target = "file://{{dir}}/backup"
-encryption = "none"
+{sink}
 "#,
             port = server.imaps_port(),
             ca = server.ca_file().display(),
@@ -312,4 +324,74 @@ fn imap_failures_fail_only_their_job_naming_source_and_server() {
         "{untrusted}"
     );
     assert!(out.lines().any(|l| l.starts_with("docs → local: ok")), "the directory source still ran:\n{out}");
+}
+
+/// A message for comparisons: (length, FNV-1a hash of the bytes, sorted flags, INTERNALDATE).
+type Summary = (usize, u64, Vec<String>, i64);
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// Per folder, each message's summary, sorted, read over IMAP.
+fn account(server: &Dovecot, user: &str) -> BTreeMap<String, Vec<Summary>> {
+    runtime().block_on(async {
+        let mut c = Client::connect(&plain_as(server, user)).await.unwrap();
+        let mut out = BTreeMap::new();
+        for folder in FOLDERS {
+            let status = c.examine(&orchestrator_imap::utf7::encode(folder)).await.unwrap();
+            let metas = c.fetch_meta(1..=status.uid_next.max(2) - 1).await.unwrap();
+            let uids: Vec<u32> = metas.iter().map(|m| m.uid).collect();
+            let mut bodies = BTreeMap::new();
+            for chunk in uids.chunks(200) {
+                bodies.extend(c.fetch_bodies(chunk).await.unwrap());
+            }
+            let mut messages: Vec<Summary> = metas
+                .into_iter()
+                .map(|m| {
+                    let mut flags = m.flags;
+                    flags.sort();
+                    let body = bodies.remove(&m.uid).unwrap();
+                    (body.len(), fnv(&body), flags, m.internal_date)
+                })
+                .collect();
+            messages.sort();
+            out.insert(folder.to_string(), messages);
+        }
+        c.logout().await.unwrap();
+        out
+    })
+}
+
+#[test]
+fn imap_restore_into_an_account_twice_without_duplicates() {
+    let Some(server) = Dovecot::start() else { return };
+    server.add_user(USER, PASSWORD);
+    // The target's password is the pipeline source's `password`.
+    server.add_user("bob", PASSWORD);
+    fill_with(&server, 40);
+    let env = Env::new();
+    // The fixture sink keeps attributes (the flags); the duplicity sink does not yet.
+    let p = pipeline_into(&env, &server, "plugin = { path = \"{fixture_sink}\" }");
+    run(&env, &p);
+    let flags_before = all_flags(&server);
+
+    let url = format!("imap://bob@127.0.0.1:{}", server.imaps_port());
+    let restore = |expect: &str| {
+        let r = env
+            .run(&["restore", p.to_str().unwrap(), "--source", "mail", "--to", &url], &[("IMAP_PASSWORD", PASSWORD)]);
+        assert_eq!(r.code, 0, "{}", r.all());
+        assert!(r.stdout.contains(expect), "{}", r.all());
+        assert!(!r.all().contains(PASSWORD), "{}", r.all());
+    };
+    let total = 40 + 1 + 12;
+    let target = format!("imap://bob@127.0.0.1:{}", server.imaps_port());
+    restore(&format!("{total} messages appended to {} folders of {target}, 0 already there", FOLDERS.len()));
+    let original = account(&server, USER);
+    assert_eq!(account(&server, "bob"), original, "bodies, flags and dates arrive as they were");
+
+    // Again: every message is already there, nothing is appended twice.
+    restore(&format!("0 messages appended to {} folders of {target}, {total} already there", FOLDERS.len()));
+    assert_eq!(account(&server, "bob"), original);
+    assert_eq!(all_flags(&server), flags_before, "the source account is untouched");
 }
