@@ -395,3 +395,79 @@ fn imap_restore_into_an_account_twice_without_duplicates() {
     assert_eq!(account(&server, "bob"), original);
     assert_eq!(all_flags(&server), flags_before, "the source account is untouched");
 }
+
+/// The benchmark `scripts/bench-imap.sh` runs (not a timed test: ignored by
+/// default): messages per second of a first backup of `BENCH_MESSAGES`
+/// (10,000) messages and of an incremental with `BENCH_NEW` (100) new ones,
+/// into the duplicity sink, against Dovecot on loopback over TLS; and mbsync
+/// (isync) pulling the same account into a Maildir, as the reference (by the
+/// name `localhost`: mbsync 1.4 checks a certificate against DNS names only;
+/// `FSync no`, since our sink does not sync each message either).
+#[test]
+#[ignore = "a benchmark; run by scripts/bench-imap.sh"]
+fn imap_bench() {
+    let count = |var: &str, default: usize| std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (messages, new) = (count("BENCH_MESSAGES", 10_000), count("BENCH_NEW", 100));
+    let Some(server) = Dovecot::start() else { return };
+    server.add_user(USER, PASSWORD);
+    let append = |from: usize, n: usize| {
+        runtime().block_on(async {
+            let mut c = Client::connect(&plain(&server)).await.unwrap();
+            for i in from..from + n {
+                let text = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(40);
+                let folder = if i % 10 == 0 { "Archiv" } else { "INBOX" };
+                if i == 0 {
+                    c.create_folder("Archiv").await.unwrap();
+                }
+                c.append(folder, &flags_for(i), 1_700_000_000 + i as i64, &message(i, &text)).await.unwrap();
+            }
+            c.logout().await.unwrap();
+        })
+    };
+    append(0, messages);
+    let env = Env::new();
+    let p = pipeline(&env, &server);
+    let timed = |what: &str, n: usize, f: &dyn Fn()| {
+        let start = std::time::Instant::now();
+        f();
+        let s = start.elapsed().as_secs_f64();
+        println!("BENCH {what}: {n} messages in {s:.2} s = {:.0} messages/s", n as f64 / s);
+    };
+    let run_once = || {
+        let r = env.run(&["run", p.to_str().unwrap()], &[("IMAP_PASSWORD", PASSWORD)]);
+        assert_eq!(r.code, 0, "{}", r.all());
+        println!("BENCH   {}", r.stdout.trim());
+    };
+    let mbsync = test_servers::require_program(&["/usr/bin/mbsync"], "isync");
+    let rc = env.path("mbsyncrc");
+    std::fs::create_dir_all(env.path("mbsync")).unwrap();
+    std::fs::write(
+        &rc,
+        format!(
+            "FSync no\n\nIMAPAccount bench\nHost localhost\nPort {}\nUser {USER}\nPass \"{PASSWORD}\"\nSSLType IMAPS\n\
+             CertificateFile {}\n\nIMAPStore remote\nAccount bench\n\nMaildirStore local\nPath {}/\n\
+             Inbox {}/INBOX\nSubFolders Verbatim\n\nChannel bench\nFar :remote:\nNear :local:\nPatterns *\n\
+             Create Near\nSync Pull\nSyncState *\n",
+            server.imaps_port(),
+            server.ca_file().display(),
+            env.path("mbsync").display(),
+            env.path("mbsync").display()
+        ),
+    )
+    .unwrap();
+    let sync = || {
+        let Some(mbsync) = &mbsync else { return };
+        let out = std::process::Command::new(mbsync).arg("-c").arg(&rc).arg("-q").arg("-a").output().unwrap();
+        assert!(out.status.success(), "mbsync failed: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    timed("orchestrator full backup", messages, &run_once);
+    if mbsync.is_some() {
+        timed("mbsync first sync", messages, &sync);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    append(messages, new);
+    timed(&format!("orchestrator incremental ({new} new)"), new, &run_once);
+    if mbsync.is_some() {
+        timed(&format!("mbsync incremental ({new} new)"), new, &sync);
+    }
+}

@@ -247,6 +247,9 @@ impl Log for HostLog {
     fn warn(&mut self, message: String) {
         plugin_sdk::log::write(plugin_sdk::log::Level::Warn, &message);
     }
+    fn status(&mut self, message: String) {
+        plugin_sdk::log::status(&message);
+    }
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -34,6 +34,8 @@ pub trait Mailbox {
 pub trait Log {
     /// Something the user should know (counted in the run's summary).
     fn warn(&mut self, message: String);
+    /// What the walk is doing now, for the progress line.
+    fn status(&mut self, _message: String) {}
 }
 
 /// Which folders are backed up: glob patterns on decoded names with `/`
@@ -228,6 +230,7 @@ impl<M: Mailbox, L: Log> Walk<M, L> {
     /// EXAMINE a folder and read its messages' metadata. `false`: it vanished.
     fn load(&mut self, idx: usize) -> Result<bool, PluginError> {
         let raw = self.folders[idx].raw.clone();
+        self.log.status(format!("reading folder {}", self.folders[idx].name));
         let status = match self.mailbox.examine(&raw) {
             Ok(s) => s,
             Err(PluginError::NotFound(_)) => {
