@@ -97,6 +97,13 @@ impl Config {
         if self.user.is_empty() {
             return Err(PluginError::Config("user: must not be empty".into()));
         }
+        if self.security == SecurityConfig::Plain && !is_loopback(&self.host) {
+            return Err(PluginError::Config(format!(
+                "security: \"plain\" would send the password to {} in the clear; it is only allowed to a \
+                 loopback address (use \"tls\" or \"starttls\")",
+                self.endpoint()
+            )));
+        }
         if let Some(ca) = &self.ca_file
             && !ca.starts_with('/')
         {
@@ -129,6 +136,13 @@ impl Config {
             password_secret: self.password.name().to_string(),
         }
     }
+}
+
+/// Whether `host` names this machine (`localhost`, `127.0.0.0/8`, `::1`); the
+/// host's client checks the address it connects to as well.
+pub fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
 }
 
 /// `host:port`, bracketed for IPv6.

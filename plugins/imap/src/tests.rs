@@ -332,6 +332,15 @@ fn config_defaults_and_wants() {
         plugin_sdk::parse_config(r#"{"host": "mail.test", "user": "u", "password": {"secret": "password"}}"#).unwrap();
     assert_eq!(c.endpoint(), "mail.test:993");
     assert_eq!(c.server().password_secret, "password");
+    let plain = |host: &str| {
+        let c: crate::Config = plugin_sdk::parse_config(&format!(
+            r#"{{"host": "{host}", "user": "u", "password": {{"secret": "password"}}, "security": "plain"}}"#
+        ))
+        .unwrap();
+        c.check().map(|_| ())
+    };
+    assert!(plain("127.0.0.1").is_ok() && plain("::1").is_ok() && plain("localhost").is_ok());
+    assert!(matches!(plain("mail.test"), Err(PluginError::Config(m)) if m.starts_with("security: ")));
     let err = plugin_sdk::parse_config::<crate::Config>(r#"{"host": "h", "user": "u", "password": "hunter2"}"#);
     assert!(matches!(err, Err(PluginError::Config(m)) if m.starts_with("password:")));
 }
