@@ -41,6 +41,12 @@ impl Granted {
 }
 
 /// Every string value in a JSON configuration, at any depth.
+pub fn config_values(value: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    config_strings(value, &mut out);
+    out
+}
+
 fn config_strings(value: &serde_json::Value, out: &mut Vec<String>) {
     match value {
         serde_json::Value::String(s) => out.push(s.clone()),

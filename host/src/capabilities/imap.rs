@@ -22,10 +22,13 @@ const MAX_FETCH_UIDS: usize = 10_000;
 /// Most bytes one `fetch-bodies` answer may carry into the plugin.
 const MAX_FETCH_BYTES: usize = 256 << 20;
 
-/// What one instance may reach: the `host:port` endpoints it was granted.
+/// What one instance may reach: the `host:port` endpoints it was granted,
+/// and the CA files it may name (values of its own configuration: the host
+/// reads a `ca-file`, so a plugin must not point it at just any file).
 #[derive(Debug, Default, Clone)]
 pub struct ImapCtx {
     granted: Vec<String>,
+    files: Vec<String>,
     open: usize,
 }
 
@@ -41,9 +44,14 @@ pub fn endpoint(host: &str, port: u16) -> String {
 }
 
 impl ImapCtx {
-    /// A context allowing the `connect` grants `granted`.
-    pub fn new(granted: Vec<String>) -> ImapCtx {
-        ImapCtx { granted, open: 0 }
+    /// A context allowing the `connect` grants `granted` and CA files among `files`.
+    pub fn new(granted: Vec<String>, files: Vec<String>) -> ImapCtx {
+        ImapCtx { granted, files, open: 0 }
+    }
+
+    /// Replace the `connect` grants (after `validate`).
+    pub fn set_granted(&mut self, granted: Vec<String>) {
+        self.granted = granted;
     }
 
     /// The crate's configuration for `server`, if it is granted and its
@@ -73,6 +81,12 @@ impl ImapCtx {
         if let Some(ca) = &server.ca_file {
             if !ca.starts_with('/') {
                 return Err(PluginError::Config(format!("ca_file: must be an absolute path, got {ca:?}")));
+            }
+            if !self.files.contains(ca) {
+                return Err(PluginError::PermissionDenied(format!(
+                    "the plugin named the CA file {ca} for IMAP server {at}, which is not a value of its \
+                     configuration"
+                )));
             }
             config.ca_file = Some(ca.into());
         }
@@ -262,7 +276,7 @@ mod tests {
 
     #[test]
     fn only_granted_endpoints_with_a_secret_password() {
-        let ctx = ImapCtx::new(vec!["mail.example.org:993".into(), "[::1]:143".into()]);
+        let ctx = ImapCtx::new(vec!["mail.example.org:993".into(), "[::1]:143".into()], vec!["/etc/ca.pem".into()]);
         let config = ctx.server_config(&server("mail.example.org", 993, "password"), &secrets()).unwrap();
         assert_eq!(config.server(), "mail.example.org:993");
         assert_eq!(config.ca_file.as_deref(), Some(std::path::Path::new("/etc/ca.pem")));
@@ -274,6 +288,10 @@ mod tests {
             matches!(&denied, PluginError::PermissionDenied(m) if m.contains("mail.example.org:143")),
             "{denied:?}"
         );
+        let mut other_file = server("mail.example.org", 993, "password");
+        other_file.ca_file = Some("/etc/shadow".into());
+        let refused = ctx.server_config(&other_file, &secrets()).unwrap_err();
+        assert!(matches!(&refused, PluginError::PermissionDenied(m) if m.contains("/etc/shadow")), "{refused:?}");
         let missing = ctx.server_config(&server("mail.example.org", 993, "token"), &secrets()).unwrap_err();
         assert!(matches!(&missing, PluginError::Config(m) if m.starts_with("token: ")), "{missing:?}");
     }

@@ -66,7 +66,7 @@ impl Instance {
             Some(crate::capabilities::filesystem::FsCtx::new(&granted.read).map_err(CallError::Setup)?)
         };
         state.secrets.set_revealable(granted.reveal.clone());
-        state.imap = crate::capabilities::imap::ImapCtx::new(granted.connect.clone());
+        state.imap.set_granted(granted.connect.clone());
         Ok(())
     }
 

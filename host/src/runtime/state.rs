@@ -36,6 +36,9 @@ pub struct Grants {
     pub storage: Option<StorageCtx>,
     /// A sink's local cache directory.
     pub cache: Option<StorageCtx>,
+    /// The string values of its configuration: the files (a CA file) a
+    /// capability may read on its behalf must be among them.
+    pub config_values: Vec<String>,
 }
 
 /// The store data of one plugin instance.
@@ -69,7 +72,7 @@ impl PluginState {
             log,
             secrets: grants.secrets,
             fs,
-            imap: ImapCtx::default(),
+            imap: ImapCtx::new(Vec::new(), grants.config_values),
             storage: grants.storage,
             cache: grants.cache,
         })

@@ -141,8 +141,7 @@ impl Config {
 /// Whether `host` names this machine (`localhost`, `127.0.0.0/8`, `::1`); the
 /// host's client checks the address it connects to as well.
 pub fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
 }
 
 /// `host:port`, bracketed for IPv6.
