@@ -335,10 +335,14 @@ fn fnv(bytes: &[u8]) -> u64 {
 
 /// Per folder, each message's summary, sorted, read over IMAP.
 fn account(server: &Dovecot, user: &str) -> BTreeMap<String, Vec<Summary>> {
+    folders_of(server, user, FOLDERS)
+}
+
+fn folders_of(server: &Dovecot, user: &str, folders: &[&str]) -> BTreeMap<String, Vec<Summary>> {
     runtime().block_on(async {
         let mut c = Client::connect(&plain_as(server, user)).await.unwrap();
         let mut out = BTreeMap::new();
-        for folder in FOLDERS {
+        for folder in folders {
             let status = c.examine(&orchestrator_imap::utf7::encode(folder)).await.unwrap();
             let metas = c.fetch_meta(1..=status.uid_next.max(2) - 1).await.unwrap();
             let uids: Vec<u32> = metas.iter().map(|m| m.uid).collect();
@@ -369,6 +373,7 @@ fn imap_restore_into_an_account_twice_without_duplicates() {
     server.add_user(USER, PASSWORD);
     // The target's password is the pipeline source's `password`.
     server.add_user("bob", PASSWORD);
+    server.add_user("carol", PASSWORD);
     fill_with(&server, 40);
     let env = Env::new();
     // The fixture sink keeps attributes (the flags); the duplicity sink does not yet.
@@ -394,6 +399,18 @@ fn imap_restore_into_an_account_twice_without_duplicates() {
     restore(&format!("0 messages appended to {} folders of {target}, {total} already there", FOLDERS.len()));
     assert_eq!(account(&server, "bob"), original);
     assert_eq!(all_flags(&server), flags_before, "the source account is untouched");
+
+    // `--path Archiv`: that subtree only, under its own folder names.
+    let carol = format!("imap://carol@127.0.0.1:{}", server.imaps_port());
+    let r = env.run(
+        &["restore", p.to_str().unwrap(), "--source", "mail", "--path", "Archiv", "--to", &carol],
+        &[("IMAP_PASSWORD", PASSWORD)],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("7 messages appended to 2 folders"), "{}", r.all());
+    let archiv = ["Archiv", "Archiv/2024"];
+    assert_eq!(folders_of(&server, "carol", &archiv), folders_of(&server, USER, &archiv));
+    assert!(folders_of(&server, "carol", &["INBOX"])["INBOX"].is_empty());
 }
 
 /// The benchmark `scripts/bench-imap.sh` runs (not a timed test: ignored by

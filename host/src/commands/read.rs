@@ -180,7 +180,8 @@ fn target_url(to: &std::path::Path) -> Option<&str> {
 /// (`open-writer`), which puts them back into the kind of place it reads (an
 /// IMAP account). The plugin gets its pipeline configuration (so the target's
 /// password is the source's `password` secret) and may connect to the URL's
-/// server: the person who typed it granted that.
+/// server: the person who typed it granted that. Entries keep their paths;
+/// `--path` selects a subtree without rerooting it.
 async fn restore_to_url(
     host: &mut Host,
     args: &RestoreArgs,
@@ -208,7 +209,6 @@ async fn restore_to_url(
         }
     };
     let (mut entries, mut files, mut bytes) = (0u64, 0u64, 0u64);
-    let mut single_file = None;
     let fail = |what: String| {
         eprintln!("error: restoring into {url}: {what}");
         Ok(exit::FAILED)
@@ -219,7 +219,10 @@ async fn restore_to_url(
             Ok(None) => break,
             Err(e) => return fail(format!("reading the backup failed: {e}")),
         };
-        if !reroot(&mut entry, prefix, &mut single_file) {
+        // Paths keep their names (a folder is `Archiv/2024` whatever `--path`
+        // selects); `--path` only chooses what is written.
+        let under = entry.path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"));
+        if !prefix.is_empty() && !under {
             continue;
         }
         entries += 1;
