@@ -214,7 +214,7 @@ async fn restore_to_url(
         Ok(exit::FAILED)
     };
     loop {
-        let mut entry = match snk.reader_next(reader).await {
+        let entry = match snk.reader_next(reader).await {
             Ok(Some(e)) => e,
             Ok(None) => break,
             Err(e) => return fail(format!("reading the backup failed: {e}")),
