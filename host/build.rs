@@ -12,6 +12,7 @@ use std::process::Command;
 /// Built-in plugins (embedded) and test fixtures (loaded by path in tests).
 const PLUGINS: &[(&str, &str)] = &[
     ("plugin-directory", "plugin_directory"),
+    ("plugin-imap", "plugin_imap"),
     ("plugin-duplicity-sink", "plugin_duplicity_sink"),
     ("fixture-sink", "fixture_sink"),
     ("misbehaving-plugin", "misbehaving_plugin"),

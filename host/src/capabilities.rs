@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod filesystem;
+pub mod imap;
 pub mod log;
 pub mod rsync;
 pub mod scratch;

@@ -64,8 +64,10 @@ pub struct RestoreArgs {
     /// The source to restore.
     #[arg(long, value_name = "NAME")]
     pub source: String,
-    /// The directory to restore into (created if missing; must be empty).
-    #[arg(long, value_name = "DIR")]
+    /// The directory to restore into (created if missing; must be empty), or
+    /// a URL the source plugin writes back into (`imap://user@host[:port]`
+    /// for the imap source; the password is the source's `password`).
+    #[arg(long, value_name = "DIR|URL")]
     pub to: PathBuf,
     /// The state at this time: now, an age (2D, 1W), an ISO date, epoch seconds.
     #[arg(long, value_name = "T")]

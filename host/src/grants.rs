@@ -41,6 +41,12 @@ impl Granted {
 }
 
 /// Every string value in a JSON configuration, at any depth.
+pub fn config_values(value: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    config_strings(value, &mut out);
+    out
+}
+
 fn config_strings(value: &serde_json::Value, out: &mut Vec<String>) {
     match value {
         serde_json::Value::String(s) => out.push(s.clone()),
@@ -56,6 +62,67 @@ fn path_under(want: &str, base: &str) -> bool {
         && base.is_absolute()
         && !want.components().any(|c| c == std::path::Component::ParentDir)
         && want.starts_with(base)
+}
+
+/// The `host:port` endpoints a configuration names by a `host` key and the
+/// `port` beside it (a number or a string), in any table. A table with a
+/// `host` and no `port` names the host on every well-known port (below
+/// 1024): the plugin uses its protocol's default port then (993 for IMAP
+/// with TLS, 143 for STARTTLS).
+fn config_endpoint(value: &serde_json::Value, want: &str) -> bool {
+    match value {
+        serde_json::Value::Array(a) => a.iter().any(|v| config_endpoint(v, want)),
+        serde_json::Value::Object(o) => {
+            let here = o.get("host").and_then(|h| h.as_str()).is_some_and(|host| {
+                let Some((want_host, want_port)) = want.rsplit_once(':') else { return false };
+                let want_host = want_host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(want_host);
+                let Ok(want_port) = want_port.parse::<u16>() else { return false };
+                if !host.eq_ignore_ascii_case(want_host) {
+                    return false;
+                }
+                match o.get("port") {
+                    None => want_port < 1024,
+                    Some(serde_json::Value::Number(n)) => n.as_u64() == Some(u64::from(want_port)),
+                    Some(serde_json::Value::String(p)) => p.parse::<u16>().ok() == Some(want_port),
+                    Some(_) => false,
+                }
+            });
+            here || o.values().any(|v| config_endpoint(v, want))
+        }
+        _ => false,
+    }
+}
+
+/// The `host:port` endpoints a URL given on the command line (`restore --to
+/// imap://user@host[:port]`) names: its port, or without one the scheme's
+/// conventional ports (`imap`: 993 and 143, for TLS and STARTTLS).
+pub fn url_endpoints(url: &str) -> Vec<String> {
+    let Some((scheme, rest)) = url.split_once("://") else { return Vec::new() };
+    let authority = rest.split('/').next().unwrap_or("");
+    let server = authority.rsplit_once('@').map_or(authority, |(_, s)| s);
+    let (host, port) = if let Some(v6) = server.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, after)) => (format!("[{h}]"), after.strip_prefix(':')),
+            None => return Vec::new(),
+        }
+    } else {
+        match server.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (server.to_string(), None),
+        }
+    };
+    if host.is_empty() {
+        return Vec::new();
+    }
+    let ports: Vec<u16> = match port {
+        Some(p) => p.parse().ok().into_iter().collect(),
+        None => match scheme.to_ascii_lowercase().as_str() {
+            "imap" => vec![993, 143],
+            "imaps" => vec![993],
+            _ => Vec::new(),
+        },
+    };
+    ports.into_iter().map(|p| format!("{host}:{p}")).collect()
 }
 
 fn url_under(want: &str, base: &str) -> bool {
@@ -91,7 +158,9 @@ pub fn decide(instance: &PluginInstance, wants: &[Want]) -> Result<Granted, Vec<
                 }
             }
             Want::Connect(endpoint) => {
-                if strings.iter().chain(&allow.connect).any(|s| s == endpoint) {
+                if strings.iter().chain(&allow.connect).any(|s| s == endpoint)
+                    || config_endpoint(&instance.config, endpoint)
+                {
                     granted.connect.push(endpoint.clone());
                 } else {
                     refused.push(format!("connect {endpoint} (grant it with allow.connect = [\"{endpoint}\"])"));
@@ -161,6 +230,35 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(refused.len(), 6, "{refused:?}");
+    }
+
+    #[test]
+    fn connect_is_granted_by_host_and_port_in_the_config() {
+        let inst = instance("host = \"mail.example.org\"\nport = 1993\n");
+        assert!(decide(&inst, &[Want::Connect("mail.example.org:1993".into())]).is_ok());
+        assert!(decide(&inst, &[Want::Connect("mail.example.org:993".into())]).is_err());
+        assert!(decide(&inst, &[Want::Connect("other.example.org:1993".into())]).is_err());
+
+        // No port: the protocol's default port, which is below 1024.
+        let inst = instance("host = \"mail.example.org\"\n");
+        assert!(decide(&inst, &[Want::Connect("mail.example.org:993".into())]).is_ok());
+        assert!(decide(&inst, &[Want::Connect("mail.example.org:8080".into())]).is_err());
+
+        let inst = instance("server = { host = \"::1\", port = \"143\" }\n");
+        assert!(decide(&inst, &[Want::Connect("[::1]:143".into())]).is_ok());
+
+        let inst = instance("host = \"a\"\nallow = { connect = [\"b:25\"] }\n");
+        let granted = decide(&inst, &[Want::Connect("a:143".into()), Want::Connect("b:25".into())]).unwrap();
+        assert_eq!(granted.connect, vec!["a:143".to_string(), "b:25".to_string()]);
+    }
+
+    #[test]
+    fn endpoints_of_restore_urls() {
+        assert_eq!(url_endpoints("imap://bob@mail.test:1143"), vec!["mail.test:1143"]);
+        assert_eq!(url_endpoints("imap://bob%40x.org@mail.test/"), vec!["mail.test:993", "mail.test:143"]);
+        assert_eq!(url_endpoints("imap://bob@[::1]:143"), vec!["[::1]:143"]);
+        assert!(url_endpoints("imap://bob@h:x").is_empty());
+        assert!(url_endpoints("/tmp/dir").is_empty());
     }
 
     #[test]

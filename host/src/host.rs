@@ -199,7 +199,11 @@ impl Host {
     /// Start a source instance with its grants.
     pub async fn start_source(&self, inst: &PluginInstance) -> Result<(SourceInstance, Granted), String> {
         let secrets = self.resolve_secrets(inst)?;
-        let grants = Grants { secrets: SecretsCtx::new(secrets, Default::default()), ..Default::default() };
+        let grants = Grants {
+            secrets: SecretsCtx::new(secrets, Default::default()),
+            config_values: grants::config_values(&inst.config),
+            ..Default::default()
+        };
         let mut src =
             SourceInstance::new(&self.runtime, &self.plugin(inst), &Self::label(inst), grants, &Self::limits(inst))
                 .await
@@ -273,7 +277,7 @@ impl Host {
         let keys = Arc::new(KeyRing::new(secrets.clone(), inst.config.clone(), base));
         let storage = backend.map(|b| StorageCtx::new(b, source).with_keys(keys));
         let cache = self.sink_cache(sink).map(|b| StorageCtx::new(Arc::new(b), source));
-        let grants = Grants { read_paths: Vec::new(), secrets, storage, cache };
+        let grants = Grants { read_paths: Vec::new(), secrets, storage, cache, config_values: Vec::new() };
         let mut snk =
             SinkInstance::new(&self.runtime, &self.plugin(inst), &Self::label(inst), grants, &Self::limits(inst))
                 .await

@@ -7,6 +7,7 @@ mod cli; // plugin list/inspect, validate, exit codes, config errors
 mod duplicity; // interop with stock duplicity (Debian 0.8.22): each restores what the other wrote
 mod encryption; // symmetric and public-key chains with stock duplicity and gpg, wrong keys
 mod harness; // temp dirs, pipeline files, running the binary
+mod imap; // the imap source against a real Dovecot: byte-exact restore, incrementals, flags, failures, duplicity
 mod incremental; // chains: deltas, deletions, restore at every time, new chains, retention, the cache
 mod lock; // the run lock: live locks fail only their job, stale ones are taken over, kill -9 at any moment, two runs at once
 mod roundtrip; // a tree with odd names, modes, links and fifos through backup and restore

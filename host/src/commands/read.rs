@@ -85,6 +85,9 @@ pub async fn restore(args: RestoreArgs) -> Result<u8, UsageError> {
         Ok(r) => r,
         Err(code) => return Ok(code),
     };
+    if let Some(url) = target_url(&args.to) {
+        return restore_to_url(&mut host, &args, url, &mut snk, reader, &prefix).await;
+    }
     let mut writer = RestoreWriter::new(&args.to, args.force).map_err(|e| UsageError(e.0))?;
     let (mut entries, mut files, mut bytes, mut failures) = (0u64, 0u64, 0u64, Vec::new());
     let mut single_file = None;
@@ -159,6 +162,108 @@ pub async fn restore(args: RestoreArgs) -> Result<u8, UsageError> {
             eprintln!("  {f}");
         }
         Ok(exit::FAILED)
+    }
+}
+
+/// `--to` as a URL (`imap://user@host`) when it is one: a scheme (a letter,
+/// then letters, digits, `+`, `-`, `.`) and `://`. Anything else is a directory.
+fn target_url(to: &std::path::Path) -> Option<&str> {
+    let s = to.to_str()?;
+    let (scheme, _) = s.split_once("://")?;
+    let mut chars = scheme.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    ok.then_some(s)
+}
+
+/// `restore --to URL`: the backup's entries go to the source plugin's writer
+/// (`open-writer`), which puts them back into the kind of place it reads (an
+/// IMAP account). The plugin gets its pipeline configuration (so the target's
+/// password is the source's `password` secret) and may connect to the URL's
+/// server: the person who typed it granted that. Entries keep their paths;
+/// `--path` selects a subtree without rerooting it.
+async fn restore_to_url(
+    host: &mut Host,
+    args: &RestoreArgs,
+    url: &str,
+    snk: &mut SinkInstance,
+    reader: wasmtime::component::ResourceAny,
+    prefix: &[u8],
+) -> Result<u8, UsageError> {
+    let source = find_source(host, &args.source)?.clone();
+    host.load_plugins([&source])?;
+    let (mut src, mut granted) = host.start_source(&source).await.map_err(UsageError)?;
+    for endpoint in crate::grants::url_endpoints(url) {
+        if !granted.connect.contains(&endpoint) {
+            granted.connect.push(endpoint);
+        }
+    }
+    src.grant(&granted).map_err(|e| UsageError(e.to_string()))?;
+    let label = Host::label(&source);
+    let writer = match src.open_writer(&source.config.to_string(), url).await {
+        Ok(w) => w,
+        Err(CallError::Plugin(PluginError::Unsupported(m))) => return Err(UsageError(format!("{label}: {m}"))),
+        Err(e) => {
+            eprintln!("error: {label} cannot restore into {url}: {e}");
+            return Ok(exit::FAILED);
+        }
+    };
+    let (mut entries, mut files, mut bytes) = (0u64, 0u64, 0u64);
+    let fail = |what: String| {
+        eprintln!("error: restoring into {url}: {what}");
+        Ok(exit::FAILED)
+    };
+    loop {
+        let entry = match snk.reader_next(reader).await {
+            Ok(Some(e)) => e,
+            Ok(None) => break,
+            Err(e) => return fail(format!("reading the backup failed: {e}")),
+        };
+        // Paths keep their names (a folder is `Archiv/2024` whatever `--path`
+        // selects); `--path` only chooses what is written.
+        let under = entry.path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"));
+        if !prefix.is_empty() && !under {
+            continue;
+        }
+        entries += 1;
+        let wanted = match src.writer_add(writer, &entry).await {
+            Ok(w) => w,
+            Err(e) => return fail(format!("{label} refused {}: {e}", show(&entry.path))),
+        };
+        if !wanted {
+            continue;
+        }
+        loop {
+            match snk.reader_read(reader, CHUNK).await {
+                Ok(chunk) if chunk.is_empty() => break,
+                Ok(chunk) => {
+                    bytes += chunk.len() as u64;
+                    if let Err(e) = src.writer_write(writer, &chunk).await {
+                        return fail(format!("{label} failed writing {}: {e}", show(&entry.path)));
+                    }
+                }
+                Err(e) => return fail(format!("reading {} from the backup failed: {e}", show(&entry.path))),
+            }
+        }
+        if let Err(e) = src.writer_end_entry(writer).await {
+            return fail(format!("{label} failed writing {}: {e}", show(&entry.path)));
+        }
+        files += 1;
+    }
+    if entries == 0 {
+        eprintln!("nothing to restore: the backup has no entry at {:?}", show(prefix));
+        return Ok(exit::NOTHING);
+    }
+    match src.writer_finish(writer).await {
+        Ok(summary) => {
+            println!(
+                "restored {entries} entries ({files} files, {}) of source `{}` into {url}: {summary}",
+                human_bytes(bytes),
+                args.source
+            );
+            Ok(exit::OK)
+        }
+        Err(e) => fail(format!("{label} could not finish: {e}")),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod source {
         with: {
             "orchestrator:plugin/filesystem.listing": crate::capabilities::filesystem::Listing,
             "orchestrator:plugin/filesystem.file": crate::capabilities::filesystem::OpenFile,
+            "orchestrator:plugin/imap.connection": crate::capabilities::imap::Connection,
         },
     });
 }

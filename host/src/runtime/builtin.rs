@@ -11,6 +11,7 @@ pub struct Builtin {
 /// Every built-in plugin.
 pub const BUILTINS: &[Builtin] = &[
     Builtin { name: "directory", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/plugins/directory.wasm")) },
+    Builtin { name: "imap", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/plugins/imap.wasm")) },
     Builtin { name: "duplicity-sink", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/plugins/duplicity_sink.wasm")) },
 ];
 

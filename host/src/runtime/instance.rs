@@ -66,6 +66,7 @@ impl Instance {
             Some(crate::capabilities::filesystem::FsCtx::new(&granted.read).map_err(CallError::Setup)?)
         };
         state.secrets.set_revealable(granted.reveal.clone());
+        state.imap.set_granted(granted.connect.clone());
         Ok(())
     }
 
@@ -232,6 +233,37 @@ impl SourceInstance {
     pub async fn finish(&mut self, session: ResourceAny, outcome: Outcome) -> Result<(), CallError> {
         let api = self.bindings.orchestrator_plugin_source();
         plugin(guarded!(self.inst, "finishing the run", |store| api.session().call_finish(store, session, outcome)))
+    }
+
+    /// `open-writer(config, target)`: a writer into `target` (`restore --to URL`).
+    pub async fn open_writer(&mut self, config: &str, target: &str) -> Result<ResourceAny, CallError> {
+        let api = self.bindings.orchestrator_plugin_source();
+        let (config, target) = (config.to_owned(), target.to_owned());
+        plugin(guarded!(self.inst, "opening the restore target", |store| api.call_open_writer(store, &config, &target)))
+    }
+
+    /// `writer.add(entry)`.
+    pub async fn writer_add(&mut self, writer: ResourceAny, entry: &Entry) -> Result<bool, CallError> {
+        let api = self.bindings.orchestrator_plugin_source();
+        plugin(guarded!(self.inst, "restoring an entry", |store| api.writer().call_add(store, writer, entry)))
+    }
+
+    /// `writer.write(data)`.
+    pub async fn writer_write(&mut self, writer: ResourceAny, data: &[u8]) -> Result<(), CallError> {
+        let api = self.bindings.orchestrator_plugin_source();
+        plugin(guarded!(self.inst, "restoring data", |store| api.writer().call_write(store, writer, data)))
+    }
+
+    /// `writer.end-entry()`.
+    pub async fn writer_end_entry(&mut self, writer: ResourceAny) -> Result<(), CallError> {
+        let api = self.bindings.orchestrator_plugin_source();
+        plugin(guarded!(self.inst, "restoring an entry", |store| api.writer().call_end_entry(store, writer)))
+    }
+
+    /// `writer.finish()`: the plugin's summary.
+    pub async fn writer_finish(&mut self, writer: ResourceAny) -> Result<String, CallError> {
+        let api = self.bindings.orchestrator_plugin_source();
+        plugin(guarded!(self.inst, "finishing the restore", |store| api.writer().call_finish(store, writer)))
     }
 
     /// Drop a resource the plugin handed out.

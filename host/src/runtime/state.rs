@@ -2,6 +2,7 @@
 //! the host capabilities it was granted, and its limits.
 
 use crate::capabilities::filesystem::FsCtx;
+use crate::capabilities::imap::ImapCtx;
 use crate::capabilities::log::{LogCtx, StderrToLog};
 use crate::capabilities::secrets::SecretsCtx;
 use crate::capabilities::storage::StorageCtx;
@@ -35,6 +36,9 @@ pub struct Grants {
     pub storage: Option<StorageCtx>,
     /// A sink's local cache directory.
     pub cache: Option<StorageCtx>,
+    /// The string values of its configuration: the files (a CA file) a
+    /// capability may read on its behalf must be among them.
+    pub config_values: Vec<String>,
 }
 
 /// The store data of one plugin instance.
@@ -45,6 +49,7 @@ pub struct PluginState {
     pub(crate) log: LogCtx,
     pub(crate) secrets: SecretsCtx,
     pub(crate) fs: Option<FsCtx>,
+    pub(crate) imap: ImapCtx,
     pub(crate) storage: Option<StorageCtx>,
     pub(crate) cache: Option<StorageCtx>,
 }
@@ -67,6 +72,7 @@ impl PluginState {
             log,
             secrets: grants.secrets,
             fs,
+            imap: ImapCtx::new(Vec::new(), grants.config_values),
             storage: grants.storage,
             cache: grants.cache,
         })
