@@ -120,7 +120,6 @@ struct Incoming {
     flags: Vec<String>,
     date: i64,
     body: Vec<u8>,
-    candidates: Vec<u32>,
 }
 
 /// Writes restored entries into an account.
@@ -186,20 +185,18 @@ impl<M: Mailbox, L: Log> Writer<M, L> {
                 Ok(false)
             }
             EntryKind::File if n >= 3 && (parts[n - 2] == b"cur" || parts[n - 2] == b"new") => {
-                let Some(current) = self.current.as_ref().filter(|c| c.path == parts[..n - 2]) else {
+                if !self.current.as_ref().is_some_and(|c| c.path == parts[..n - 2]) {
                     self.log.warn(format!(
                         "{} is not in a folder's cur/ after the folder; not restored to {}",
                         String::from_utf8_lossy(&entry.path),
                         self.target
                     ));
                     return Ok(false);
-                };
-                let candidates = current.known.get(&(entry.meta.mtime, entry.meta.size)).cloned().unwrap_or_default();
+                }
                 self.incoming = Some(Incoming {
                     flags: entry_flags(entry),
                     date: entry.meta.mtime,
                     body: Vec::with_capacity(entry.meta.size.min(64 << 20) as usize),
-                    candidates,
                 });
                 Ok(true)
             }
@@ -222,9 +219,12 @@ impl<M: Mailbox, L: Log> Writer<M, L> {
     pub fn end_entry(&mut self) -> Result<(), PluginError> {
         let Some(m) = self.incoming.take() else { return Ok(()) };
         let current = self.current.as_ref().expect("a message is only wanted inside a folder");
-        if !m.candidates.is_empty() {
+        // By the size of the content itself: a sink may not know a file's
+        // size before its content is read (duplicity's multivol files).
+        let candidates = current.known.get(&(m.date, m.body.len() as u64)).cloned().unwrap_or_default();
+        if !candidates.is_empty() {
             let ours = message_id(&m.body);
-            let theirs = self.mailbox.fetch_bodies(&m.candidates)?;
+            let theirs = self.mailbox.fetch_bodies(&candidates)?;
             let duplicate = theirs.iter().any(|(_, body)| match &ours {
                 Some(id) => message_id(body).as_ref() == Some(id),
                 None => *body == m.body,
