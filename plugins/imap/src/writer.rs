@@ -185,7 +185,7 @@ impl<M: Mailbox, L: Log> Writer<M, L> {
                 Ok(false)
             }
             EntryKind::File if n >= 3 && (parts[n - 2] == b"cur" || parts[n - 2] == b"new") => {
-                if !self.current.as_ref().is_some_and(|c| c.path == parts[..n - 2]) {
+                if self.current.as_ref().is_none_or(|c| c.path != parts[..n - 2]) {
                     self.log.warn(format!(
                         "{} is not in a folder's cur/ after the folder; not restored to {}",
                         String::from_utf8_lossy(&entry.path),
