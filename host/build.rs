@@ -13,6 +13,7 @@ use std::process::Command;
 const PLUGINS: &[(&str, &str)] = &[
     ("plugin-directory", "plugin_directory"),
     ("plugin-duplicity-sink", "plugin_duplicity_sink"),
+    ("plugin-truenas-dataset", "plugin_truenas_dataset"),
     ("fixture-sink", "fixture_sink"),
     ("misbehaving-plugin", "misbehaving_plugin"),
 ];

@@ -58,7 +58,7 @@ fn path_under(want: &str, base: &str) -> bool {
         && want.starts_with(base)
 }
 
-fn url_under(want: &str, base: &str) -> bool {
+pub(crate) fn url_under(want: &str, base: &str) -> bool {
     let base = base.trim_end_matches('/');
     want == base || want.strip_prefix(base).is_some_and(|rest| rest.starts_with('/'))
 }

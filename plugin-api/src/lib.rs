@@ -29,15 +29,17 @@
 //! The traits are plain Rust and the logic behind them can be tested natively
 //! with `cargo test`; only the export macro and the host imports need the
 //! WebAssembly target. The WIT package in `wit/` is the contract with the host
-//! (`orchestrator:plugin@0.1.3`).
+//! (`orchestrator:plugin@0.1.4`).
 #![warn(missing_docs)]
 
 pub mod cache;
 mod config;
 pub mod fs;
+pub mod http;
 pub mod log;
 pub mod rsync;
 pub mod scratch;
+pub mod sftp;
 mod sink;
 mod source;
 pub mod storage;
@@ -71,10 +73,10 @@ pub mod bindings {
             default_bindings_module: "plugin_sdk::bindings::sink",
             additional_derives: [PartialEq],
             with: {
-                "orchestrator:plugin/types@0.1.3": crate::bindings::source::orchestrator::plugin::types,
-                "orchestrator:plugin/log@0.1.3": crate::bindings::source::orchestrator::plugin::log,
-                "orchestrator:plugin/progress@0.1.3": crate::bindings::source::orchestrator::plugin::progress,
-                "orchestrator:plugin/secrets@0.1.3": crate::bindings::source::orchestrator::plugin::secrets,
+                "orchestrator:plugin/types@0.1.4": crate::bindings::source::orchestrator::plugin::types,
+                "orchestrator:plugin/log@0.1.4": crate::bindings::source::orchestrator::plugin::log,
+                "orchestrator:plugin/progress@0.1.4": crate::bindings::source::orchestrator::plugin::progress,
+                "orchestrator:plugin/secrets@0.1.4": crate::bindings::source::orchestrator::plugin::secrets,
             },
         });
     }
@@ -95,7 +97,7 @@ pub mod __private {
 }
 
 /// The version of the WIT package this SDK speaks.
-pub const API_VERSION: &str = "0.1.3";
+pub const API_VERSION: &str = "0.1.4";
 
 /// What a plugin module usually imports.
 pub mod prelude {

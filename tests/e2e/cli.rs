@@ -29,7 +29,7 @@ fn plugin_list_and_inspect_describe_components() {
     let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
     assert_eq!(json["world"], "sink");
     assert_eq!(json["name"], "fixture-sink");
-    assert!(json["imports"].as_array().unwrap().iter().any(|i| i == "orchestrator:plugin/storage@0.1.3"));
+    assert!(json["imports"].as_array().unwrap().iter().any(|i| i == "orchestrator:plugin/storage@0.1.4"));
 
     std::fs::write(env.path("junk.wasm"), b"not wasm").unwrap();
     let junk = env.run(&["plugin", "inspect", env.path("junk.wasm").to_str().unwrap()], &[]);

@@ -66,6 +66,8 @@ impl Instance {
             Some(crate::capabilities::filesystem::FsCtx::new(&granted.read).map_err(CallError::Setup)?)
         };
         state.secrets.set_revealable(granted.reveal.clone());
+        state.http = crate::capabilities::http::HttpCtx::new(&granted.http);
+        state.sftp = crate::capabilities::sftp::SftpCtx::new(&granted.connect);
         Ok(())
     }
 

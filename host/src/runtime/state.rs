@@ -2,8 +2,10 @@
 //! the host capabilities it was granted, and its limits.
 
 use crate::capabilities::filesystem::FsCtx;
+use crate::capabilities::http::HttpCtx;
 use crate::capabilities::log::{LogCtx, StderrToLog};
 use crate::capabilities::secrets::SecretsCtx;
+use crate::capabilities::sftp::SftpCtx;
 use crate::capabilities::storage::StorageCtx;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
@@ -45,6 +47,8 @@ pub struct PluginState {
     pub(crate) log: LogCtx,
     pub(crate) secrets: SecretsCtx,
     pub(crate) fs: Option<FsCtx>,
+    pub(crate) http: HttpCtx,
+    pub(crate) sftp: SftpCtx,
     pub(crate) storage: Option<StorageCtx>,
     pub(crate) cache: Option<StorageCtx>,
 }
@@ -67,6 +71,8 @@ impl PluginState {
             log,
             secrets: grants.secrets,
             fs,
+            http: HttpCtx::default(),
+            sftp: SftpCtx::default(),
             storage: grants.storage,
             cache: grants.cache,
         })

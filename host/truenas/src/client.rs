@@ -208,7 +208,6 @@ impl<T: Transport> TrueNas<T> {
                 let options = json!({"extra": {"retrieve_children": false, "properties": ["mountpoint"]}});
                 let found = self
                     .rpc("pool.dataset.query", json!([[["id", "=", dataset]], options]))
-                    
                     .map_err(|f| self.dataset_failure(dataset, "pool.dataset.query", f))?;
                 match found.as_array().and_then(|a| a.first()) {
                     Some(entry) => entry.clone(),
@@ -222,9 +221,7 @@ impl<T: Transport> TrueNas<T> {
                     encode(dataset),
                     encode(r#"["mountpoint"]"#)
                 );
-                self.rest("GET", &path, None)
-                    
-                    .map_err(|f| self.dataset_failure(dataset, "reading the dataset", f))?
+                self.rest("GET", &path, None).map_err(|f| self.dataset_failure(dataset, "reading the dataset", f))?
             }
         };
         match entry.get("mountpoint") {
@@ -345,7 +342,6 @@ impl<T: Transport> TrueNas<T> {
         Ok(snapshots)
     }
 
-
     /// Ends the session (closes the WebSocket).
     pub fn close(self) {
         if let Wire::Rpc(rpc) = self.wire {
@@ -397,13 +393,13 @@ impl<T: Transport> TrueNas<T> {
     fn rest(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, Failure> {
         match self.http.request(method, path, body.map(Value::to_string)) {
             Ok((200..=299, text)) => Ok(parse_body(&text)),
-            Ok((401 | 403, text)) => Err(Failure::Http(TransportError::new(
-                TransportErrorKind::Auth,
-                body_message(&parse_body(&text)),
-            ))),
-            Ok((404, text)) => {
-                Err(Failure::Refused(Refusal { errname: "ENOENT".to_owned(), reason: body_message(&parse_body(&text)) }))
+            Ok((401 | 403, text)) => {
+                Err(Failure::Http(TransportError::new(TransportErrorKind::Auth, body_message(&parse_body(&text)))))
             }
+            Ok((404, text)) => Err(Failure::Refused(Refusal {
+                errname: "ENOENT".to_owned(),
+                reason: body_message(&parse_body(&text)),
+            })),
             Ok((_, text)) => Err(Failure::Refused(rest_refusal(&parse_body(&text)))),
             Err(e) => Err(Failure::Http(e)),
         }

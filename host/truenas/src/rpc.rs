@@ -10,7 +10,11 @@ use crate::transport::{Socket, TransportError, TransportErrorKind};
 #[derive(Debug)]
 pub(crate) enum RpcFailure {
     /// The server's error object.
-    Error { code: i64, message: String, data: Value },
+    Error {
+        code: i64,
+        message: String,
+        data: Value,
+    },
     Transport(TransportError),
 }
 
@@ -36,7 +40,12 @@ impl<S: Socket> Rpc<S> {
 
     /// [`Rpc::call`] with `placeholder` in `params` replaced by the API key
     /// on the way out (by the transport: the key is never here).
-    pub(crate) fn call_with_key(&mut self, method: &str, params: Value, placeholder: &str) -> Result<Value, RpcFailure> {
+    pub(crate) fn call_with_key(
+        &mut self,
+        method: &str,
+        params: Value,
+        placeholder: &str,
+    ) -> Result<Value, RpcFailure> {
         let id = self.next_id;
         self.next_id += 1;
         let text = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();

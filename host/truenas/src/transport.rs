@@ -60,8 +60,12 @@ pub trait Transport {
     /// One request (`GET`, `POST`, `DELETE`, ...) to `path_and_query` under
     /// the base, a JSON body as text; the status and the body as text. Every
     /// status is returned, 401 and 404 too.
-    fn request(&self, method: &str, path_and_query: &str, body: Option<String>)
-    -> Result<(u16, String), TransportError>;
+    fn request(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<String>,
+    ) -> Result<(u16, String), TransportError>;
     /// A WebSocket at `path` under the base. A route that does not exist is
     /// [`TransportErrorKind::NotFound`].
     fn connect(&self, path: &str) -> Result<Self::Socket, TransportError>;

@@ -124,7 +124,12 @@ struct State {
     calls: Vec<Call>,
     created: Vec<String>,
     deleted: Vec<String>,
+    /// Called after each snapshot is taken (see [`FakeTrueNas::after_snapshot`]).
+    after_snapshot: Option<Hook>,
 }
+
+/// A test's code run after a snapshot is taken: (dataset, its mountpoint).
+type Hook = Arc<dyn Fn(&str, &Path) + Send + Sync>;
 
 type Shared = Arc<Mutex<State>>;
 
@@ -261,6 +266,7 @@ impl FakeTrueNas {
             calls: Vec::new(),
             created: Vec::new(),
             deleted: Vec::new(),
+            after_snapshot: None,
         }));
         let (acceptor, tls) = if tls {
             use rustls::pki_types::pem::PemObject;
@@ -373,6 +379,14 @@ impl FakeTrueNas {
     /// Ids of every snapshot deleted, in order.
     pub fn deleted(&self) -> Vec<String> {
         lock(&self.state).deleted.clone()
+    }
+
+    /// Runs `hook(dataset, mountpoint)` right after each snapshot is taken
+    /// (before the answer is sent): to change the live dataset while a
+    /// backup reads the snapshot, or to break something mid-run. It must not
+    /// call the fake.
+    pub fn after_snapshot(&self, hook: impl Fn(&str, &Path) + Send + Sync + 'static) {
+        lock(&self.state).after_snapshot = Some(Arc::new(hook));
     }
 
     /// Creates a snapshot behind the client's back (a leftover of a crashed run).
@@ -756,6 +770,10 @@ impl State {
             let snap_id = format!("{ds}@{name}");
             self.snapshots.insert(snap_id.clone(), Snapshot { dataset: ds, name: name.to_owned(), txg: self.txg });
             self.created.push(snap_id);
+        }
+        if let Some(hook) = &self.after_snapshot {
+            let mountpoint = self.datasets[dataset].clone();
+            hook(dataset, &mountpoint);
         }
         Ok(snapshot_entry(&id, &self.snapshots[&id]))
     }
