@@ -79,8 +79,8 @@ fn metadata(meta: &Meta, target: Option<Vec<u8>>) -> Metadata {
     }
 }
 
-fn link_target(sftp: &Sftp, path: &Path) -> Result<Vec<u8>, SftpError> {
-    Ok(sftp.read_link(path)?.into_os_string().into_vec())
+fn link_target(sftp: &Sftp, path: &Path) -> Result<Vec<u8>, PluginError> {
+    Ok(sftp.read_link(path).map_err(plugin_error)?.into_os_string().into_vec())
 }
 
 async fn blocking<T: Send + 'static>(
@@ -98,7 +98,7 @@ impl PluginState {
         } else {
             format!("{}:{}", options.host, options.port)
         };
-        if !self.sftp.granted.iter().any(|g| *g == endpoint) {
+        if !self.sftp.granted.contains(&endpoint) {
             return Err(PluginError::PermissionDenied(format!(
                 "SFTP to {endpoint} was not granted: the plugin must want it (`connect` want) and \"{endpoint}\" \
                  must be in its configuration or in allow.connect"
@@ -155,11 +155,7 @@ impl wit::HostSession for PluginState {
         Ok(blocking(move || {
             let path = path_of(&path);
             let meta = sftp.lstat(&path).map_err(plugin_error)?;
-            let target = if meta.kind == FileKind::Symlink {
-                Some(link_target(&sftp, &path).map_err(plugin_error)?)
-            } else {
-                None
-            };
+            let target = if meta.kind == FileKind::Symlink { Some(link_target(&sftp, &path)?) } else { None };
             Ok(metadata(&meta, target))
         })
         .await)
@@ -177,7 +173,7 @@ impl wit::HostSession for PluginState {
             let mut out = Vec::with_capacity(listed.len());
             for (name, meta) in listed {
                 let target = if meta.kind == FileKind::Symlink {
-                    Some(link_target(&sftp, &dir.join(OsStr::from_bytes(&name))).map_err(plugin_error)?)
+                    Some(link_target(&sftp, &dir.join(OsStr::from_bytes(&name)))?)
                 } else {
                     None
                 };
@@ -194,7 +190,7 @@ impl wit::HostSession for PluginState {
         path: Vec<u8>,
     ) -> wasmtime::Result<Result<Vec<u8>, PluginError>> {
         let sftp = self.table.get(&this)?.sftp.clone();
-        Ok(blocking(move || link_target(&sftp, &path_of(&path)).map_err(plugin_error)).await)
+        Ok(blocking(move || link_target(&sftp, &path_of(&path))).await)
     }
 
     async fn open(
