@@ -182,6 +182,33 @@ fn the_snapshot_is_released_when_the_run_fails() {
 }
 
 #[test]
+fn a_snapshot_that_cannot_be_released_fails_the_job_loudly_and_is_swept_next_run() {
+    for generation in [Generation::V24_10, Generation::V25_04] {
+        let env = Env::new();
+        let nas = nas(generation);
+        nas.server.refuse_deletes(true);
+        let p = pipeline(&env, &nas, "");
+        let r = run(&env, &p, KEY);
+        assert_ne!(r.code, 0, "{generation:?}: {}", r.all());
+        let id = nas.server.created()[0].clone();
+        assert!(r.stderr.contains("ERROR") && r.stderr.contains("could not release snapshot"), "{}", r.all());
+        assert!(r.stderr.contains(&id) && r.stderr.contains("dataset is busy"), "{}", r.all());
+        assert!(r.stdout.contains("the backup was stored"), "{}", r.all());
+        assert_eq!(nas.server.snapshot_ids(), [id.clone()]);
+        // The backup itself was stored.
+        let restored = restore(&env, &p, "restored");
+        assert_eq!(std::fs::read_to_string(restored.join("docs/a.txt")).unwrap(), "first version\n");
+
+        nas.server.refuse_deletes(false);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let r = run(&env, &p, KEY);
+        assert_eq!(r.code, 0, "{}", r.all());
+        assert!(nas.server.deleted().contains(&id), "the leftover was swept: {:?}", nas.server.deleted());
+        assert_released(&nas);
+    }
+}
+
+#[test]
 fn leftovers_are_swept_and_keep_snapshots_keeps_the_newest() {
     let env = Env::new();
     let nas = nas(Generation::V25_10);

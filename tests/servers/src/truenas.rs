@@ -126,6 +126,8 @@ struct State {
     deleted: Vec<String>,
     /// Called after each snapshot is taken (see [`FakeTrueNas::after_snapshot`]).
     after_snapshot: Option<Hook>,
+    /// Deletes fail as a busy dataset does (see [`FakeTrueNas::refuse_deletes`]).
+    refuse_deletes: bool,
 }
 
 /// A test's code run after a snapshot is taken: (dataset, its mountpoint).
@@ -267,6 +269,7 @@ impl FakeTrueNas {
             created: Vec::new(),
             deleted: Vec::new(),
             after_snapshot: None,
+            refuse_deletes: false,
         }));
         let (acceptor, tls) = if tls {
             use rustls::pki_types::pem::PemObject;
@@ -387,6 +390,12 @@ impl FakeTrueNas {
     /// call the fake.
     pub fn after_snapshot(&self, hook: impl Fn(&str, &Path) + Send + Sync + 'static) {
         lock(&self.state).after_snapshot = Some(Arc::new(hook));
+    }
+
+    /// While `refuse` is set, deleting a snapshot fails as middleware's
+    /// `CallError` EBUSY ("snapshot has dependent clones" / "dataset is busy").
+    pub fn refuse_deletes(&self, refuse: bool) {
+        lock(&self.state).refuse_deletes = refuse;
     }
 
     /// Creates a snapshot behind the client's back (a leftover of a crashed run).
@@ -782,6 +791,9 @@ impl State {
         let Some(snapshot) = self.snapshots.get(id).cloned() else {
             return Err(Failure::instance_not_found(format!("cannot open '{id}': dataset does not exist")));
         };
+        if self.refuse_deletes {
+            return Err(Failure::call(16, "EBUSY", format!("Failed to delete snapshot {id}: dataset is busy")));
+        }
         let mut ids = vec![id.to_owned()];
         if recursive {
             let children = format!("{}/", snapshot.dataset);
