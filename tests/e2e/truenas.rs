@@ -194,7 +194,7 @@ fn a_snapshot_that_cannot_be_released_fails_the_job_loudly_and_is_swept_next_run
         assert!(r.stderr.contains("ERROR") && r.stderr.contains("could not release snapshot"), "{}", r.all());
         assert!(r.stderr.contains(&id) && r.stderr.contains("dataset is busy"), "{}", r.all());
         assert!(r.stdout.contains("the backup was stored"), "{}", r.all());
-        assert_eq!(nas.server.snapshot_ids(), [id.clone()]);
+        assert_eq!(nas.server.snapshot_ids(), std::slice::from_ref(&id));
         // The backup itself was stored.
         let restored = restore(&env, &p, "restored");
         assert_eq!(std::fs::read_to_string(restored.join("docs/a.txt")).unwrap(), "first version\n");
