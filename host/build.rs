@@ -14,6 +14,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("plugin-directory", "plugin_directory"),
     ("plugin-imap", "plugin_imap"),
     ("plugin-duplicity-sink", "plugin_duplicity_sink"),
+    ("plugin-truenas-dataset", "plugin_truenas_dataset"),
     ("fixture-sink", "fixture_sink"),
     ("misbehaving-plugin", "misbehaving_plugin"),
 ];

@@ -5,10 +5,12 @@
 pub mod cache;
 pub mod filesystem;
 pub mod imap;
+pub mod http;
 pub mod log;
 pub mod rsync;
 pub mod scratch;
 pub mod secrets;
+pub mod sftp;
 pub mod storage;
 
 /// Largest chunk one `read` of a capability returns; larger requests are

@@ -125,7 +125,7 @@ pub fn url_endpoints(url: &str) -> Vec<String> {
     ports.into_iter().map(|p| format!("{host}:{p}")).collect()
 }
 
-fn url_under(want: &str, base: &str) -> bool {
+pub(crate) fn url_under(want: &str, base: &str) -> bool {
     let base = base.trim_end_matches('/');
     want == base || want.strip_prefix(base).is_some_and(|rest| rest.starts_with('/'))
 }

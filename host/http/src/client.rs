@@ -134,11 +134,37 @@ impl HttpClient {
         body: Option<&Value>,
     ) -> Result<(u16, Value), HttpError> {
         let url = self.base.resolve(path_and_query)?;
-        let stream = crate::stream::connect(self, &url).await?;
+        let payload = body.map(|json| Bytes::from(json.to_string()));
+        let (status, bytes) = self.send(&url, method, payload).await?;
+        let json = parse_body(&bytes);
+        match status {
+            401 | 403 => Err(HttpError::Auth { url, status, message: body_message(&json) }),
+            404 => Err(HttpError::NotFound { url, message: body_message(&json) }),
+            _ => Ok((status, json)),
+        }
+    }
+
+    /// One request with a text body (sent as `application/json`), answered
+    /// with the status and the body as text (invalid UTF-8 replaced). Unlike
+    /// [`HttpClient::request`], every status is returned, 401, 403 and 404
+    /// too: this is what the host's `http` capability hands to plugins.
+    pub async fn request_text(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<String>,
+    ) -> Result<(u16, String), HttpError> {
+        let url = self.base.resolve(path_and_query)?;
+        let (status, bytes) = self.send(&url, method, body.map(Bytes::from)).await?;
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    async fn send(&self, url: &str, method: Method, payload: Option<Bytes>) -> Result<(u16, Bytes), HttpError> {
+        let stream = crate::stream::connect(self, url).await?;
         let after = self.timeouts.request;
-        match tokio::time::timeout(after, self.exchange(&url, stream, method, body)).await {
+        match tokio::time::timeout(after, self.exchange(url, stream, method, payload)).await {
             Ok(result) => result,
-            Err(_) => Err(HttpError::Timeout { url, during: "waiting for the answer", after }),
+            Err(_) => Err(HttpError::Timeout { url: url.to_owned(), during: "waiting for the answer", after }),
         }
     }
 
@@ -147,8 +173,8 @@ impl HttpClient {
         url: &str,
         stream: crate::stream::Stream,
         method: Method,
-        body: Option<&Value>,
-    ) -> Result<(u16, Value), HttpError> {
+        body: Option<Bytes>,
+    ) -> Result<(u16, Bytes), HttpError> {
         let host_port = self.base.host_port();
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -166,9 +192,9 @@ impl HttpClient {
             request = request.header(AUTHORIZATION, auth);
         }
         let payload = match body {
-            Some(json) => {
+            Some(bytes) => {
                 request = request.header(CONTENT_TYPE, "application/json");
-                Bytes::from(json.to_string())
+                bytes
             }
             None => Bytes::new(),
         };
@@ -186,13 +212,7 @@ impl HttpClient {
         }
         .await;
         driver.abort();
-        let (status, bytes) = result?;
-        let json = parse_body(&bytes);
-        match status {
-            401 | 403 => Err(HttpError::Auth { url: url.to_owned(), status, message: body_message(&json) }),
-            404 => Err(HttpError::NotFound { url: url.to_owned(), message: body_message(&json) }),
-            _ => Ok((status, json)),
-        }
+        result
     }
 }
 

@@ -61,7 +61,12 @@ impl WsClient {
     }
 
     pub async fn send_json(&mut self, value: &Value) -> Result<(), HttpError> {
-        let send = self.ws.send(Message::text(value.to_string()));
+        self.send_text(value.to_string()).await
+    }
+
+    /// Sends one text message.
+    pub async fn send_text(&mut self, text: String) -> Result<(), HttpError> {
+        let send = self.ws.send(Message::text(text));
         match tokio::time::timeout(self.timeout, send).await {
             Err(_) => Err(HttpError::Timeout { url: self.url.clone(), during: "sending", after: self.timeout }),
             Ok(Err(e)) => Err(ws_error(&self.url, e)),
@@ -80,6 +85,23 @@ impl WsClient {
     }
 
     pub(crate) async fn next_json(&mut self) -> Result<Value, HttpError> {
+        let bytes = self.next_message().await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| HttpError::protocol(&self.url, format!("the server sent a message that is not JSON ({e})")))
+    }
+
+    /// The next text (or binary, as lossy UTF-8) message, answering pings on
+    /// the way, within the request timeout.
+    pub async fn recv_text(&mut self) -> Result<String, HttpError> {
+        match tokio::time::timeout(self.timeout, self.next_message()).await {
+            Err(_) => {
+                Err(HttpError::Timeout { url: self.url.clone(), during: "waiting for a message", after: self.timeout })
+            }
+            Ok(result) => result.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+        }
+    }
+
+    async fn next_message(&mut self) -> Result<Vec<u8>, HttpError> {
         loop {
             let message = match self.ws.next().await {
                 None => return Err(HttpError::unreachable(&self.url, "the server closed the WebSocket")),
@@ -95,9 +117,7 @@ impl WsClient {
                 }
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             };
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                HttpError::protocol(&self.url, format!("the server sent a message that is not JSON ({e})"))
-            });
+            return Ok(bytes);
         }
     }
 

@@ -13,6 +13,10 @@ pub mod source {
             "orchestrator:plugin/filesystem.listing": crate::capabilities::filesystem::Listing,
             "orchestrator:plugin/filesystem.file": crate::capabilities::filesystem::OpenFile,
             "orchestrator:plugin/imap.connection": crate::capabilities::imap::Connection,
+            "orchestrator:plugin/http.client": crate::capabilities::http::Client,
+            "orchestrator:plugin/http.websocket": crate::capabilities::http::WebSocket,
+            "orchestrator:plugin/sftp.session": crate::capabilities::sftp::Session,
+            "orchestrator:plugin/sftp.remote-file": crate::capabilities::sftp::RemoteFile,
         },
     });
 }

@@ -67,6 +67,8 @@ impl Instance {
         };
         state.secrets.set_revealable(granted.reveal.clone());
         state.imap.set_granted(granted.connect.clone());
+        state.http = crate::capabilities::http::HttpCtx::new(&granted.http);
+        state.sftp = crate::capabilities::sftp::SftpCtx::new(&granted.connect);
         Ok(())
     }
 

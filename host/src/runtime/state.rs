@@ -3,8 +3,10 @@
 
 use crate::capabilities::filesystem::FsCtx;
 use crate::capabilities::imap::ImapCtx;
+use crate::capabilities::http::HttpCtx;
 use crate::capabilities::log::{LogCtx, StderrToLog};
 use crate::capabilities::secrets::SecretsCtx;
+use crate::capabilities::sftp::SftpCtx;
 use crate::capabilities::storage::StorageCtx;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
@@ -50,6 +52,8 @@ pub struct PluginState {
     pub(crate) secrets: SecretsCtx,
     pub(crate) fs: Option<FsCtx>,
     pub(crate) imap: ImapCtx,
+    pub(crate) http: HttpCtx,
+    pub(crate) sftp: SftpCtx,
     pub(crate) storage: Option<StorageCtx>,
     pub(crate) cache: Option<StorageCtx>,
 }
@@ -73,6 +77,8 @@ impl PluginState {
             secrets: grants.secrets,
             fs,
             imap: ImapCtx::new(Vec::new(), grants.config_values),
+            http: HttpCtx::default(),
+            sftp: SftpCtx::default(),
             storage: grants.storage,
             cache: grants.cache,
         })

@@ -1,41 +1,18 @@
 //! [`TrueNas`]: API detection, login and the dataset and snapshot operations.
 
-use orchestrator_http::{
-    ErrorKind as HttpKind, HttpClient, HttpError, JsonRpc, Method, Secret, Timeouts, TlsConfig, WsClient,
-};
+use std::cell::RefCell;
+
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 
 use crate::error::TrueNasError;
+use crate::rpc::{Rpc, RpcFailure};
+use crate::transport::{Transport, TransportError, TransportErrorKind};
 use crate::version::Version;
 
-/// Where and how to reach the NAS.
-#[derive(Debug, Clone)]
-pub struct TrueNasConfig {
-    /// `https://nas.example` (or `http://` to a loopback address).
-    pub url: String,
-    pub api_key: Secret,
-    /// The user the API key belongs to. With it, JSON-RPC logins use
-    /// `auth.login_ex` (`API_KEY_PLAIN`, the current form, which needs the
-    /// user); without it, `auth.login_with_api_key` (kept by 25.04 and 25.10
-    /// as the legacy form). REST ignores it.
-    pub username: Option<String>,
-    pub tls: TlsConfig,
-    pub timeouts: Timeouts,
-}
-
-impl TrueNasConfig {
-    pub fn new(url: impl Into<String>, api_key: Secret) -> TrueNasConfig {
-        TrueNasConfig {
-            url: url.into(),
-            api_key,
-            username: None,
-            tls: TlsConfig::default(),
-            timeouts: Timeouts::default(),
-        }
-    }
-}
+/// What stands for the API key in the JSON-RPC login; the transport puts the
+/// key in its place on the way out.
+pub const KEY_PLACEHOLDER: &str = "@@ORCHESTRATOR_TRUENAS_API_KEY@@";
 
 /// The API generation in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,21 +70,21 @@ pub struct Snapshot {
     pub createtxg: Option<u64>,
 }
 
-enum Wire {
-    Rpc(Box<Mutex<JsonRpc>>),
+enum Wire<S: crate::transport::Socket> {
+    Rpc(RefCell<Rpc<S>>),
     Rest,
 }
 
-/// A logged-in connection to one TrueNAS.
-pub struct TrueNas {
-    http: HttpClient,
+/// A logged-in connection to one TrueNAS, over any [`Transport`].
+pub struct TrueNas<T: Transport> {
+    http: T,
     url: String,
-    wire: Wire,
+    wire: Wire<T::Socket>,
     version: Version,
     methods: SnapshotMethods,
 }
 
-impl std::fmt::Debug for TrueNas {
+impl<T: Transport> std::fmt::Debug for TrueNas<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TrueNas")
             .field("url", &self.url)
@@ -131,7 +108,7 @@ struct Refusal {
 
 enum Failure {
     Refused(Refusal),
-    Http(HttpError),
+    Http(TransportError),
 }
 
 fn errname_of(errno: i64) -> &'static str {
@@ -146,55 +123,51 @@ fn errname_of(errno: i64) -> &'static str {
     }
 }
 
-impl TrueNas {
-    /// Connects, finds the API generation, logs in with the API key and reads
-    /// the version (see the crate docs).
-    pub async fn connect(config: TrueNasConfig) -> Result<TrueNas, TrueNasError> {
-        let shown = config.url.trim().to_owned();
-        let http = HttpClient::new(&config.url, config.tls.clone())
-            .map_err(|source| TrueNasError::Connection {
-                url: shown.clone(),
-                dataset: String::new(),
-                source: Box::new(source),
-            })?
-            .with_timeouts(config.timeouts)
-            .with_bearer(config.api_key.clone());
+impl<T: Transport> TrueNas<T> {
+    /// Finds the API generation over `http` (which holds the API key), logs
+    /// in and reads the version (see the crate docs). `username` is the API
+    /// key's user: with it, JSON-RPC logins use `auth.login_ex`
+    /// (`API_KEY_PLAIN`), without it `auth.login_with_api_key`.
+    pub fn connect(http: T, username: Option<&str>) -> Result<TrueNas<T>, TrueNasError> {
         let url = http.base_url();
-        let connection = |source: HttpError| match source {
-            HttpError::Auth { message, .. } => TrueNasError::WrongApiKey { url: url.clone(), reason: message },
-            source => TrueNasError::Connection { url: url.clone(), dataset: String::new(), source: Box::new(source) },
+        let connection = |source: TransportError| match source.kind {
+            TransportErrorKind::Auth => TrueNasError::WrongApiKey { url: url.clone(), reason: source.message },
+            _ => TrueNasError::Connection { url: url.clone(), dataset: String::new(), source },
         };
-        match WsClient::connect(&http, "/api/current").await {
-            Ok(ws) => {
-                let mut rpc = JsonRpc::new(ws);
-                login(&mut rpc, &config, &url).await.map_err(|e| match e {
+        match http.connect("/api/current") {
+            Ok(socket) => {
+                let mut rpc = Rpc::new(socket, url.clone());
+                login(&mut rpc, username, &url).map_err(|e| match e {
                     LoginError::Refused(reason) => TrueNasError::WrongApiKey { url: url.clone(), reason },
                     LoginError::Http(e) => connection(e),
                 })?;
-                let text = rpc.call("system.version", json!([])).await.map_err(connection)?;
+                let text = rpc.call("system.version", json!([])).map_err(|f| connection(rpc_transport(&url, f)))?;
                 let version = parse_version(&url, &text)?;
                 let methods = SnapshotMethods::for_version(&version);
-                Ok(TrueNas { http, url, wire: Wire::Rpc(Box::new(Mutex::new(rpc))), version, methods })
+                Ok(TrueNas { http, url, wire: Wire::Rpc(RefCell::new(rpc)), version, methods })
             }
-            Err(e) if e.kind() == HttpKind::NotFound || matches!(e, HttpError::Rejected { .. }) => {
+            Err(e) if e.kind == TransportErrorKind::NotFound => {
                 // No JSON-RPC route (404, or a front end answering the upgrade
                 // with a page): TrueNAS 24.10 (or older), REST only.
-                let text = match http.request(Method::GET, "/api/v2.0/system/version", None).await {
-                    Ok((200..=299, text)) => text,
-                    Ok((status, body)) => {
-                        return Err(TrueNasError::Protocol {
-                            url,
-                            dataset: String::new(),
-                            reason: format!("GET /api/v2.0/system/version answered HTTP {status}: {body}"),
-                        });
+                let text = match http.request("GET", "/api/v2.0/system/version", None) {
+                    Ok((200..=299, text)) => parse_body(&text),
+                    Ok((401 | 403, body)) => {
+                        return Err(TrueNasError::WrongApiKey { url, reason: body_message(&parse_body(&body)) });
                     }
-                    Err(HttpError::NotFound { .. }) => {
+                    Ok((404, _)) => {
                         return Err(TrueNasError::Protocol {
                             url,
                             dataset: String::new(),
                             reason: "neither /api/current (JSON-RPC) nor /api/v2.0 (REST) exists: is this a \
                                      TrueNAS (24.10 or later), and is the URL its web UI's address?"
                                 .to_owned(),
+                        });
+                    }
+                    Ok((status, body)) => {
+                        return Err(TrueNasError::Protocol {
+                            url,
+                            dataset: String::new(),
+                            reason: format!("GET /api/v2.0/system/version answered HTTP {status}: {body}"),
                         });
                     }
                     Err(e) => return Err(connection(e)),
@@ -228,14 +201,13 @@ impl TrueNas {
     }
 
     /// Where `dataset` is mounted on the NAS (`/mnt/tank/data`).
-    pub async fn dataset_mountpoint(&self, dataset: &str) -> Result<String, TrueNasError> {
+    pub fn dataset_mountpoint(&self, dataset: &str) -> Result<String, TrueNasError> {
         check_dataset(&self.url, dataset)?;
         let entry = match &self.wire {
             Wire::Rpc(_) => {
                 let options = json!({"extra": {"retrieve_children": false, "properties": ["mountpoint"]}});
                 let found = self
                     .rpc("pool.dataset.query", json!([[["id", "=", dataset]], options]))
-                    .await
                     .map_err(|f| self.dataset_failure(dataset, "pool.dataset.query", f))?;
                 match found.as_array().and_then(|a| a.first()) {
                     Some(entry) => entry.clone(),
@@ -249,9 +221,7 @@ impl TrueNas {
                     encode(dataset),
                     encode(r#"["mountpoint"]"#)
                 );
-                self.rest(Method::GET, &path, None)
-                    .await
-                    .map_err(|f| self.dataset_failure(dataset, "reading the dataset", f))?
+                self.rest("GET", &path, None).map_err(|f| self.dataset_failure(dataset, "reading the dataset", f))?
             }
         };
         match entry.get("mountpoint") {
@@ -271,14 +241,14 @@ impl TrueNas {
     }
 
     /// Takes snapshot `dataset@name` (with its child datasets if `recursive`).
-    pub async fn create_snapshot(&self, dataset: &str, name: &str, recursive: bool) -> Result<Snapshot, TrueNasError> {
+    pub fn create_snapshot(&self, dataset: &str, name: &str, recursive: bool) -> Result<Snapshot, TrueNasError> {
         check_dataset(&self.url, dataset)?;
         check_snapshot_name(&self.url, dataset, name)?;
         let id = format!("{dataset}@{name}");
         let payload = json!({"dataset": dataset, "name": name, "recursive": recursive});
         let created = match &self.wire {
-            Wire::Rpc(_) => self.rpc(&self.methods.method("create"), json!([payload])).await,
-            Wire::Rest => self.rest(Method::POST, self.methods.rest_path(), Some(&payload)).await,
+            Wire::Rpc(_) => self.rpc(&self.methods.method("create"), json!([payload])),
+            Wire::Rest => self.rest("POST", self.methods.rest_path(), Some(&payload)),
         };
         let entry = created.map_err(|f| match f {
             Failure::Refused(r) if r.errname == "ENOENT" || r.reason.contains("does not exist") => {
@@ -306,16 +276,16 @@ impl TrueNas {
 
     /// Deletes snapshot `id` (`tank/data@name`), and the same-named snapshots
     /// of child datasets if `recursive` (as a recursive create made them).
-    pub async fn delete_snapshot(&self, id: &str, recursive: bool) -> Result<(), TrueNasError> {
+    pub fn delete_snapshot(&self, id: &str, recursive: bool) -> Result<(), TrueNasError> {
         let (dataset, name) = id.split_once('@').unwrap_or((id, ""));
         check_dataset(&self.url, dataset)?;
         check_snapshot_name(&self.url, dataset, name)?;
         let options = json!({"defer": false, "recursive": recursive});
         let deleted = match &self.wire {
-            Wire::Rpc(_) => self.rpc(&self.methods.method("delete"), json!([id, options])).await,
+            Wire::Rpc(_) => self.rpc(&self.methods.method("delete"), json!([id, options])),
             Wire::Rest => {
                 let path = format!("{}/id/{}", self.methods.rest_path(), encode(id));
-                self.rest(Method::DELETE, &path, Some(&options)).await
+                self.rest("DELETE", &path, Some(&options))
             }
         };
         match deleted {
@@ -346,16 +316,16 @@ impl TrueNas {
     /// The snapshots of `dataset` (not of its children) whose name starts with
     /// `prefix`, oldest first: leftovers of crashed runs to sweep, or the
     /// ones beyond the last N to release.
-    pub async fn list_snapshots(&self, dataset: &str, prefix: &str) -> Result<Vec<Snapshot>, TrueNasError> {
+    pub fn list_snapshots(&self, dataset: &str, prefix: &str) -> Result<Vec<Snapshot>, TrueNasError> {
         check_dataset(&self.url, dataset)?;
         let listed = match &self.wire {
             Wire::Rpc(_) => {
                 let filters = json!([["dataset", "=", dataset], ["snapshot_name", "^", prefix]]);
-                self.rpc(&self.methods.method("query"), json!([filters, {}])).await
+                self.rpc(&self.methods.method("query"), json!([filters, {}]))
             }
             Wire::Rest => {
                 let path = format!("{}?dataset={}", self.methods.rest_path(), encode(dataset));
-                self.rest(Method::GET, &path, None).await
+                self.rest("GET", &path, None)
             }
         };
         let listed = listed.map_err(|f| self.dataset_failure(dataset, "listing snapshots", f))?;
@@ -372,29 +342,31 @@ impl TrueNas {
         Ok(snapshots)
     }
 
-    /// `<mountpoint>/.zfs/snapshot/<name>`: where a snapshot's files are.
-    pub fn snapshot_path(mountpoint: &str, name: &str) -> String {
-        format!("{}/.zfs/snapshot/{name}", mountpoint.trim_end_matches('/'))
-    }
-
     /// Ends the session (closes the WebSocket).
-    pub async fn close(self) {
+    pub fn close(self) {
         if let Wire::Rpc(rpc) = self.wire {
-            rpc.into_inner().close().await;
+            rpc.into_inner().close();
         }
     }
 
-    async fn rpc(&self, method: &str, params: Value) -> Result<Value, Failure> {
+    /// The transport, for callers that want to reuse it.
+    pub fn transport(&self) -> &T {
+        &self.http
+    }
+
+    fn rpc(&self, method: &str, params: Value) -> Result<Value, Failure> {
         let Wire::Rpc(rpc) = &self.wire else { unreachable!("JSON-RPC call on a REST connection") };
-        match rpc.lock().await.call(method, params).await {
+        let answer = rpc.borrow_mut().call(method, params);
+        match answer {
             Ok(value) => Ok(value),
-            Err(HttpError::Rpc { code: -32601, url, method, .. }) => Err(Failure::Http(HttpError::Protocol {
-                url,
-                reason: format!(
-                    "the NAS has no method {method} (JSON-RPC -32601): this TrueNAS version is not supported"
+            Err(RpcFailure::Error { code: -32601, .. }) => Err(Failure::Http(TransportError::new(
+                TransportErrorKind::Protocol,
+                format!(
+                    "{}: the NAS has no method {method} (JSON-RPC -32601): this TrueNAS version is not supported",
+                    self.url
                 ),
-            })),
-            Err(HttpError::Rpc { message, data, .. }) => {
+            ))),
+            Err(RpcFailure::Error { message, data, .. }) => {
                 // A validation error carries the specific errno in `extra`
                 // ([[attribute, message, errno]]; InstanceNotFound is ENOENT),
                 // its `error` being EINVAL; a CallError has it in `error`.
@@ -414,17 +386,21 @@ impl TrueNas {
                 let reason = data.get("reason").and_then(Value::as_str).map_or(message, str::to_owned);
                 Err(Failure::Refused(Refusal { errname, reason }))
             }
-            Err(e) => Err(Failure::Http(e)),
+            Err(RpcFailure::Transport(e)) => Err(Failure::Http(e)),
         }
     }
 
-    async fn rest(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, Failure> {
-        match self.http.request(method, path, body).await {
-            Ok((200..=299, value)) => Ok(value),
-            Ok((_, body)) => Err(Failure::Refused(rest_refusal(&body))),
-            Err(HttpError::NotFound { message, .. }) => {
-                Err(Failure::Refused(Refusal { errname: "ENOENT".to_owned(), reason: message }))
+    fn rest(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, Failure> {
+        match self.http.request(method, path, body.map(Value::to_string)) {
+            Ok((200..=299, text)) => Ok(parse_body(&text)),
+            Ok((401 | 403, text)) => {
+                Err(Failure::Http(TransportError::new(TransportErrorKind::Auth, body_message(&parse_body(&text)))))
             }
+            Ok((404, text)) => Err(Failure::Refused(Refusal {
+                errname: "ENOENT".to_owned(),
+                reason: body_message(&parse_body(&text)),
+            })),
+            Ok((_, text)) => Err(Failure::Refused(rest_refusal(&parse_body(&text)))),
             Err(e) => Err(Failure::Http(e)),
         }
     }
@@ -441,14 +417,10 @@ impl TrueNas {
         TrueNasError::Protocol { url: self.url.clone(), dataset: dataset.to_owned(), reason }
     }
 
-    fn http_failure(&self, dataset: &str, e: HttpError) -> TrueNasError {
-        match e {
-            HttpError::Auth { message, .. } => TrueNasError::WrongApiKey { url: self.url.clone(), reason: message },
-            source => TrueNasError::Connection {
-                url: self.url.clone(),
-                dataset: dataset.to_owned(),
-                source: Box::new(source),
-            },
+    fn http_failure(&self, dataset: &str, e: TransportError) -> TrueNasError {
+        match e.kind {
+            TransportErrorKind::Auth => TrueNasError::WrongApiKey { url: self.url.clone(), reason: e.message },
+            _ => TrueNasError::Connection { url: self.url.clone(), dataset: dataset.to_owned(), source: e },
         }
     }
 
@@ -490,25 +462,35 @@ fn rest_refusal(body: &Value) -> Refusal {
 
 enum LoginError {
     Refused(String),
-    Http(HttpError),
+    Http(TransportError),
 }
 
-/// Logs the JSON-RPC session in with the API key.
-async fn login(rpc: &mut JsonRpc, config: &TrueNasConfig, url: &str) -> Result<(), LoginError> {
-    let Some(username) = &config.username else {
-        let accepted =
-            rpc.call("auth.login_with_api_key", json!([config.api_key.expose()])).await.map_err(LoginError::Http)?;
+fn rpc_transport(url: &str, f: RpcFailure) -> TransportError {
+    match f {
+        RpcFailure::Transport(e) => e,
+        RpcFailure::Error { code, message, .. } => {
+            TransportError::new(TransportErrorKind::Protocol, format!("{url}: JSON-RPC error {code}: {message}"))
+        }
+    }
+}
+
+/// Logs the JSON-RPC session in with the API key (put in by the transport).
+fn login<S: crate::transport::Socket>(rpc: &mut Rpc<S>, username: Option<&str>, url: &str) -> Result<(), LoginError> {
+    let Some(username) = username else {
+        let accepted = rpc
+            .call_with_key("auth.login_with_api_key", json!([KEY_PLACEHOLDER]), KEY_PLACEHOLDER)
+            .map_err(|f| LoginError::Http(rpc_transport(url, f)))?;
         return match accepted {
             Value::Bool(true) => Ok(()),
             _ => Err(LoginError::Refused("auth.login_with_api_key answered false".to_owned())),
         };
     };
-    let request = json!({"mechanism": "API_KEY_PLAIN", "username": username, "api_key": config.api_key.expose()});
-    let answer = rpc.call("auth.login_ex", json!([request])).await.map_err(|e| match e {
-        HttpError::Rpc { data, message, .. } => {
+    let request = json!({"mechanism": "API_KEY_PLAIN", "username": username, "api_key": KEY_PLACEHOLDER});
+    let answer = rpc.call_with_key("auth.login_ex", json!([request]), KEY_PLACEHOLDER).map_err(|e| match e {
+        RpcFailure::Error { data, message, .. } => {
             LoginError::Refused(data.get("reason").and_then(Value::as_str).map_or(message, str::to_owned))
         }
-        other => LoginError::Http(other),
+        other => LoginError::Http(rpc_transport(url, other)),
     })?;
     match answer.get("response_type").and_then(Value::as_str) {
         Some("SUCCESS") => Ok(()),
@@ -519,11 +501,41 @@ async fn login(rpc: &mut JsonRpc, config: &TrueNasConfig, url: &str) -> Result<(
         Some(other) => {
             Err(LoginError::Refused(format!("auth.login_ex answered {other}, which this client cannot complete")))
         }
-        None => Err(LoginError::Http(HttpError::Protocol {
-            url: url.to_owned(),
-            reason: format!("auth.login_ex answered {answer}"),
-        })),
+        None => Err(LoginError::Http(TransportError::new(
+            TransportErrorKind::Protocol,
+            format!("{url}: auth.login_ex answered {answer}"),
+        ))),
     }
+}
+
+fn parse_body(text: &str) -> Value {
+    if text.trim().is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+/// The server's own words from an error body, cut to a readable length.
+fn body_message(body: &Value) -> String {
+    let text = match body {
+        Value::Null => return String::new(),
+        Value::String(s) => s.clone(),
+        Value::Object(map) => match map.get("message").and_then(Value::as_str) {
+            Some(m) => m.to_owned(),
+            None => body.to_string(),
+        },
+        other => other.to_string(),
+    };
+    let text = text.trim();
+    match text.char_indices().nth(300) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// `<mountpoint>/.zfs/snapshot/<name>`: where a snapshot's files are.
+pub fn snapshot_path(mountpoint: &str, name: &str) -> String {
+    format!("{}/.zfs/snapshot/{name}", mountpoint.trim_end_matches('/'))
 }
 
 fn encode(name: &str) -> String {

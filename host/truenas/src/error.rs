@@ -1,7 +1,7 @@
 //! Errors a person can act on: each names the NAS (its URL) and, for an
 //! operation on a dataset, the dataset; none holds the API key.
 
-use orchestrator_http::HttpError;
+use crate::transport::{TransportError, TransportErrorKind};
 
 /// What kind of failure, for the host to map to its own outcomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +61,7 @@ pub enum TrueNasError {
         url: String,
         dataset: String,
         #[source]
-        source: Box<HttpError>,
+        source: TransportError,
     },
 
     #[error("TrueNAS {url}{}: {reason}", dataset_suffix(dataset))]
@@ -81,26 +81,26 @@ fn dataset_suffix(dataset: &str) -> String {
 
 impl TrueNasError {
     pub fn kind(&self) -> ErrorKind {
-        use orchestrator_http::ErrorKind as H;
+        use TransportErrorKind as H;
         match self {
             TrueNasError::WrongApiKey { .. } | TrueNasError::NotAllowed { .. } => ErrorKind::Auth,
             TrueNasError::DatasetNotFound { .. } | TrueNasError::NotMounted { .. } => ErrorKind::DatasetNotFound,
             TrueNasError::SnapshotNotFound { .. } => ErrorKind::SnapshotNotFound,
             TrueNasError::SnapshotRefused { .. } => ErrorKind::SnapshotRefused,
-            TrueNasError::Connection { source, .. } => match source.kind() {
+            TrueNasError::Connection { source, .. } => match source.kind {
                 H::Unreachable | H::Timeout => ErrorKind::Unreachable,
                 H::Tls => ErrorKind::Tls,
                 H::Config => ErrorKind::Config,
                 H::Auth => ErrorKind::Auth,
-                H::NotFound | H::Rpc | H::Protocol => ErrorKind::Protocol,
+                H::NotFound | H::Protocol => ErrorKind::Protocol,
             },
             TrueNasError::Config { .. } => ErrorKind::Config,
             TrueNasError::Protocol { .. } => ErrorKind::Protocol,
         }
     }
 
-    /// The HTTP-level error underneath, if any (e.g. to tell a timeout).
-    pub fn http(&self) -> Option<&HttpError> {
+    /// The transport error underneath, if any (e.g. to tell a timeout).
+    pub fn transport(&self) -> Option<&TransportError> {
         match self {
             TrueNasError::Connection { source, .. } => Some(source),
             _ => None,

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use orchestrator_truenas::{
-    Api, ErrorKind, Secret, SnapshotMethods, Timeouts, TlsConfig, TrueNas, TrueNasConfig, TrueNasError,
+    Api, ErrorKind, NativeTransport, Secret, SnapshotMethods, Timeouts, TlsConfig, TrueNas, TrueNasConfig, TrueNasError,
 };
 use test_servers::truenas::{API_KEY_USER, FakeTrueNas, Generation, Transport};
 
@@ -34,19 +34,19 @@ fn config(server: &FakeTrueNas, key: &str) -> TrueNasConfig {
     config
 }
 
-async fn connect(server: &FakeTrueNas) -> TrueNas {
-    TrueNas::connect(config(server, KEY)).await.unwrap()
+fn connect(server: &FakeTrueNas) -> TrueNas<NativeTransport> {
+    TrueNas::connect_native(config(server, KEY)).unwrap()
 }
 
-#[tokio::test]
-async fn detection_picks_transport_and_snapshot_methods_per_generation() {
+#[test]
+fn detection_picks_transport_and_snapshot_methods_per_generation() {
     for (generation, api, methods, version) in [
         (Generation::V24_10, Api::Rest, SnapshotMethods::ZfsSnapshot, (24, 10)),
         (Generation::V25_04, Api::JsonRpc, SnapshotMethods::ZfsSnapshot, (25, 4)),
         (Generation::V25_10, Api::JsonRpc, SnapshotMethods::PoolSnapshot, (25, 10)),
     ] {
         let nas = nas(generation);
-        let truenas = connect(&nas.server).await;
+        let truenas = connect(&nas.server);
         assert_eq!(truenas.api(), api, "{generation:?}");
         assert_eq!(truenas.snapshot_methods(), methods, "{generation:?}");
         assert_eq!((truenas.version().major, truenas.version().minor), version);
@@ -56,33 +56,33 @@ async fn detection_picks_transport_and_snapshot_methods_per_generation() {
             Api::JsonRpc => assert_eq!(calls, ["auth.login_with_api_key", "system.version"], "{generation:?}"),
             Api::Rest => assert_eq!(calls, ["GET /api/v2.0/system/version"], "{generation:?}"),
         }
-        truenas.close().await;
+        truenas.close();
     }
 }
 
-#[tokio::test]
-async fn create_list_and_delete_a_snapshot_in_every_generation() {
+#[test]
+fn create_list_and_delete_a_snapshot_in_every_generation() {
     for generation in ALL {
         let nas = nas(generation);
-        let truenas = connect(&nas.server).await;
-        let mountpoint = truenas.dataset_mountpoint("tank/data").await.unwrap();
+        let truenas = connect(&nas.server);
+        let mountpoint = truenas.dataset_mountpoint("tank/data").unwrap();
         assert_eq!(Path::new(&mountpoint), nas.mountpoint, "{generation:?}");
 
-        let snapshot = truenas.create_snapshot("tank/data", "orch-run1", false).await.unwrap();
+        let snapshot = truenas.create_snapshot("tank/data", "orch-run1", false).unwrap();
         assert_eq!((snapshot.id.as_str(), snapshot.name.as_str()), ("tank/data@orch-run1", "orch-run1"));
         assert_eq!(snapshot.dataset, "tank/data");
-        let files = TrueNas::snapshot_path(&mountpoint, &snapshot.name);
+        let files = orchestrator_truenas::snapshot_path(&mountpoint, &snapshot.name);
         assert_eq!(fs::read(Path::new(&files).join("docs/a.txt")).unwrap(), b"first", "{generation:?}");
         // The snapshot is frozen: a later change is not in it.
         fs::write(nas.mountpoint.join("docs/a.txt"), b"changed").unwrap();
         assert_eq!(fs::read(Path::new(&files).join("docs/a.txt")).unwrap(), b"first");
 
-        let listed = truenas.list_snapshots("tank/data", "orch-").await.unwrap();
+        let listed = truenas.list_snapshots("tank/data", "orch-").unwrap();
         assert_eq!(listed.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["tank/data@orch-run1"]);
 
-        truenas.delete_snapshot(&snapshot.id, false).await.unwrap();
+        truenas.delete_snapshot(&snapshot.id, false).unwrap();
         assert!(!Path::new(&files).exists(), "{generation:?}");
-        assert!(truenas.list_snapshots("tank/data", "orch-").await.unwrap().is_empty());
+        assert!(truenas.list_snapshots("tank/data", "orch-").unwrap().is_empty());
         assert_eq!(nas.server.created(), nas.server.deleted(), "every snapshot created was deleted");
 
         let namespace = generation.snapshot_namespace();
@@ -105,50 +105,50 @@ async fn create_list_and_delete_a_snapshot_in_every_generation() {
         let methods = nas.server.methods();
         assert_eq!(&methods[methods.len() - expected.len()..], expected.as_slice(), "{generation:?}");
         assert!(nas.server.calls().iter().all(|c| c.ok), "{generation:?}: {:?}", nas.server.calls());
-        truenas.close().await;
+        truenas.close();
     }
 }
 
-#[tokio::test]
-async fn recursive_snapshots_cover_child_datasets_and_go_together() {
+#[test]
+fn recursive_snapshots_cover_child_datasets_and_go_together() {
     for generation in ALL {
         let nas = nas(generation);
         let child = nas.server.add_dataset("tank/data/child");
         fs::write(child.join("c.txt"), b"child").unwrap();
-        let truenas = connect(&nas.server).await;
-        truenas.create_snapshot("tank/data", "orch-r", true).await.unwrap();
+        let truenas = connect(&nas.server);
+        truenas.create_snapshot("tank/data", "orch-r", true).unwrap();
         assert_eq!(nas.server.snapshot_ids(), ["tank/data/child@orch-r", "tank/data@orch-r"]);
         assert_eq!(fs::read(child.join(".zfs/snapshot/orch-r/c.txt")).unwrap(), b"child");
         // Listing one dataset does not show its children's snapshots.
-        assert_eq!(truenas.list_snapshots("tank/data", "orch-").await.unwrap().len(), 1);
-        truenas.delete_snapshot("tank/data@orch-r", true).await.unwrap();
+        assert_eq!(truenas.list_snapshots("tank/data", "orch-").unwrap().len(), 1);
+        truenas.delete_snapshot("tank/data@orch-r", true).unwrap();
         assert!(nas.server.snapshot_ids().is_empty(), "{generation:?}");
     }
 }
 
-#[tokio::test]
-async fn leftovers_of_crashed_runs_are_swept_by_prefix_oldest_first() {
+#[test]
+fn leftovers_of_crashed_runs_are_swept_by_prefix_oldest_first() {
     for generation in ALL {
         let nas = nas(generation);
         nas.server.create_snapshot("tank/data", "orch-old1");
         nas.server.create_snapshot("tank/data", "manual-keep");
         nas.server.create_snapshot("tank/data", "orch-old2");
-        let truenas = connect(&nas.server).await;
-        let leftovers = truenas.list_snapshots("tank/data", "orch-").await.unwrap();
+        let truenas = connect(&nas.server);
+        let leftovers = truenas.list_snapshots("tank/data", "orch-").unwrap();
         let names: Vec<&str> = leftovers.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["orch-old1", "orch-old2"], "{generation:?}: oldest first, other prefixes left alone");
         assert!(leftovers[0].createtxg < leftovers[1].createtxg);
         for snapshot in &leftovers {
-            truenas.delete_snapshot(&snapshot.id, false).await.unwrap();
+            truenas.delete_snapshot(&snapshot.id, false).unwrap();
         }
         assert_eq!(nas.server.snapshot_ids(), ["tank/data@manual-keep"], "{generation:?}");
         // Keeping the last N: the list is what a caller trims from the front.
         for run in 1..=3 {
-            truenas.create_snapshot("tank/data", &format!("orch-{run}"), false).await.unwrap();
+            truenas.create_snapshot("tank/data", &format!("orch-{run}"), false).unwrap();
         }
-        let all = truenas.list_snapshots("tank/data", "orch-").await.unwrap();
+        let all = truenas.list_snapshots("tank/data", "orch-").unwrap();
         for snapshot in &all[..all.len() - 1] {
-            truenas.delete_snapshot(&snapshot.id, false).await.unwrap();
+            truenas.delete_snapshot(&snapshot.id, false).unwrap();
         }
         assert_eq!(nas.server.snapshot_ids(), ["tank/data@manual-keep", "tank/data@orch-3"]);
     }
@@ -159,11 +159,11 @@ fn assert_no_key(err: &TrueNasError) {
     assert!(!text.contains(KEY) && !text.contains("wrong-key"), "a key in: {text}");
 }
 
-#[tokio::test]
-async fn a_wrong_api_key_is_named_in_every_generation() {
+#[test]
+fn a_wrong_api_key_is_named_in_every_generation() {
     for generation in ALL {
         let nas = nas(generation);
-        let err = TrueNas::connect(config(&nas.server, "3-wrong-key")).await.unwrap_err();
+        let err = TrueNas::connect_native(config(&nas.server, "3-wrong-key")).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Auth, "{generation:?}: {err}");
         assert!(matches!(err, TrueNasError::WrongApiKey { .. }), "{err}");
         let text = err.to_string();
@@ -175,18 +175,18 @@ async fn a_wrong_api_key_is_named_in_every_generation() {
     }
 }
 
-#[tokio::test]
-async fn with_a_user_name_json_rpc_logs_in_with_login_ex() {
+#[test]
+fn with_a_user_name_json_rpc_logs_in_with_login_ex() {
     for generation in [Generation::V25_04, Generation::V25_10] {
         let nas = nas(generation);
         let mut with_user = config(&nas.server, KEY);
         with_user.username = Some(API_KEY_USER.to_owned());
-        let truenas = TrueNas::connect(with_user.clone()).await.unwrap();
+        let truenas = TrueNas::connect_native(with_user.clone()).unwrap();
         assert_eq!(nas.server.methods(), ["auth.login_ex", "system.version"]);
         assert_eq!(nas.server.calls()[0].params[0]["mechanism"], "API_KEY_PLAIN");
-        truenas.close().await;
+        truenas.close();
         with_user.username = Some("someone-else".to_owned());
-        let err = TrueNas::connect(with_user).await.unwrap_err();
+        let err = TrueNas::connect_native(with_user).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
         assert!(err.to_string().contains("someone-else"), "{err}");
         assert_no_key(&err);
@@ -195,100 +195,100 @@ async fn with_a_user_name_json_rpc_logs_in_with_login_ex() {
     let nas = nas(Generation::V24_10);
     let mut with_user = config(&nas.server, KEY);
     with_user.username = Some(API_KEY_USER.to_owned());
-    assert_eq!(TrueNas::connect(with_user).await.unwrap().api(), Api::Rest);
+    assert_eq!(TrueNas::connect_native(with_user).unwrap().api(), Api::Rest);
 }
 
-#[tokio::test]
-async fn a_missing_dataset_is_named_in_every_generation() {
+#[test]
+fn a_missing_dataset_is_named_in_every_generation() {
     for generation in ALL {
         let nas = nas(generation);
-        let truenas = connect(&nas.server).await;
-        let err = truenas.dataset_mountpoint("tank/nope").await.unwrap_err();
+        let truenas = connect(&nas.server);
+        let err = truenas.dataset_mountpoint("tank/nope").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::DatasetNotFound, "{generation:?}: {err}");
         let text = err.to_string();
         assert!(text.contains("tank/nope") && text.contains(&nas.server.url()), "{text}");
-        let err = truenas.create_snapshot("tank/nope", "orch-1", false).await.unwrap_err();
+        let err = truenas.create_snapshot("tank/nope", "orch-1", false).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::DatasetNotFound, "{generation:?}: {err}");
-        assert!(truenas.list_snapshots("tank/nope", "orch-").await.unwrap().is_empty());
+        assert!(truenas.list_snapshots("tank/nope", "orch-").unwrap().is_empty());
         assert_no_key(&err);
     }
 }
 
-#[tokio::test]
-async fn an_existing_snapshot_name_is_refused_and_a_missing_one_not_found() {
+#[test]
+fn an_existing_snapshot_name_is_refused_and_a_missing_one_not_found() {
     for generation in ALL {
         let nas = nas(generation);
-        let truenas = connect(&nas.server).await;
-        truenas.create_snapshot("tank/data", "orch-x", false).await.unwrap();
-        let err = truenas.create_snapshot("tank/data", "orch-x", false).await.unwrap_err();
+        let truenas = connect(&nas.server);
+        truenas.create_snapshot("tank/data", "orch-x", false).unwrap();
+        let err = truenas.create_snapshot("tank/data", "orch-x", false).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::SnapshotRefused, "{generation:?}: {err}");
         let text = err.to_string();
         assert!(text.contains("tank/data@orch-x") && text.contains("already exists"), "{text}");
-        truenas.delete_snapshot("tank/data@orch-x", false).await.unwrap();
-        let err = truenas.delete_snapshot("tank/data@orch-x", false).await.unwrap_err();
+        truenas.delete_snapshot("tank/data@orch-x", false).unwrap();
+        let err = truenas.delete_snapshot("tank/data@orch-x", false).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::SnapshotNotFound, "{generation:?}: {err}");
     }
 }
 
-#[tokio::test]
-async fn bad_names_are_refused_before_asking_the_nas() {
+#[test]
+fn bad_names_are_refused_before_asking_the_nas() {
     let nas = nas(Generation::V25_10);
-    let truenas = connect(&nas.server).await;
+    let truenas = connect(&nas.server);
     let before = nas.server.calls().len();
     for dataset in ["/mnt/tank/data", "tank/data@x", ""] {
-        let err = truenas.dataset_mountpoint(dataset).await.unwrap_err();
+        let err = truenas.dataset_mountpoint(dataset).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config, "{dataset}: {err}");
     }
-    let err = truenas.create_snapshot("tank/data", "a/b", false).await.unwrap_err();
+    let err = truenas.create_snapshot("tank/data", "a/b", false).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     assert_eq!(nas.server.calls().len(), before);
 }
 
-#[tokio::test]
-async fn an_unreachable_nas_is_named() {
+#[test]
+fn an_unreachable_nas_is_named() {
     let port = test_servers::free_port();
     let config = TrueNasConfig::new(format!("http://127.0.0.1:{port}"), Secret::new(KEY));
-    let err = TrueNas::connect(config).await.unwrap_err();
+    let err = TrueNas::connect_native(config).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unreachable, "{err}");
     assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
     assert_no_key(&err);
 }
 
-#[tokio::test]
-async fn a_nas_that_never_answers_times_out() {
+#[test]
+fn a_nas_that_never_answers_times_out() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut config = TrueNasConfig::new(format!("http://{}", listener.local_addr().unwrap()), Secret::new(KEY));
     config.timeouts = Timeouts { connect: Duration::from_millis(300), request: Duration::from_millis(300) };
-    let err = TrueNas::connect(config).await.unwrap_err();
+    let err = TrueNas::connect_native(config).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unreachable, "{err}");
-    assert_eq!(err.http().map(|e| e.kind()), Some(orchestrator_http::ErrorKind::Timeout), "{err}");
+    assert_eq!(err.transport().map(|e| e.kind), Some(orchestrator_truenas::TransportErrorKind::Timeout), "{err}");
 }
 
-#[tokio::test]
-async fn https_with_a_pinned_certificate_and_a_ca_file() {
+#[test]
+fn https_with_a_pinned_certificate_and_a_ca_file() {
     for generation in [Generation::V24_10, Generation::V25_10] {
         let root = tempfile::tempdir().unwrap();
         let server = FakeTrueNas::start_tls(generation, KEY, root.path());
         server.add_dataset("tank/data");
         let mut pinned = config(&server, KEY);
         pinned.tls = TlsConfig { ca_file: None, tls_fingerprint: server.cert_fingerprint().map(str::to_owned) };
-        let truenas = TrueNas::connect(pinned).await.unwrap();
-        truenas.create_snapshot("tank/data", "orch-tls", false).await.unwrap();
-        truenas.delete_snapshot("tank/data@orch-tls", false).await.unwrap();
+        let truenas = TrueNas::connect_native(pinned).unwrap();
+        truenas.create_snapshot("tank/data", "orch-tls", false).unwrap();
+        truenas.delete_snapshot("tank/data@orch-tls", false).unwrap();
         let mut with_ca = config(&server, KEY);
         with_ca.tls = TlsConfig { ca_file: server.ca_file().map(Path::to_path_buf), tls_fingerprint: None };
-        assert!(TrueNas::connect(with_ca).await.unwrap().dataset_mountpoint("tank/data").await.is_ok());
+        assert!(TrueNas::connect_native(with_ca).unwrap().dataset_mountpoint("tank/data").is_ok());
         // Untrusted with the system's roots (Config where the machine has none).
-        let err = TrueNas::connect(config(&server, KEY)).await.unwrap_err();
+        let err = TrueNas::connect_native(config(&server, KEY)).unwrap_err();
         assert!(matches!(err.kind(), ErrorKind::Tls | ErrorKind::Config), "{err}");
         assert!(err.to_string().contains("tls_fingerprint"), "{err}");
     }
 }
 
-#[tokio::test]
-async fn plain_http_to_a_network_nas_is_refused() {
+#[test]
+fn plain_http_to_a_network_nas_is_refused() {
     let config = TrueNasConfig::new("http://192.0.2.7", Secret::new(KEY));
-    let err = TrueNas::connect(config).await.unwrap_err();
+    let err = TrueNas::connect_native(config).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     assert!(err.to_string().contains("loopback"), "{err}");
 }

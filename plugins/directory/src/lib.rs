@@ -6,7 +6,7 @@
 //! component the tree is the host's `filesystem` capability and the log is
 //! the host's log.
 
-pub mod walk;
+pub use plugin_tree_walk as walk;
 
 #[cfg(test)]
 mod tests;

@@ -124,7 +124,14 @@ struct State {
     calls: Vec<Call>,
     created: Vec<String>,
     deleted: Vec<String>,
+    /// Called after each snapshot is taken (see [`FakeTrueNas::after_snapshot`]).
+    after_snapshot: Option<Hook>,
+    /// Deletes fail as a busy dataset does (see [`FakeTrueNas::refuse_deletes`]).
+    refuse_deletes: bool,
 }
+
+/// A test's code run after a snapshot is taken: (dataset, its mountpoint).
+type Hook = Arc<dyn Fn(&str, &Path) + Send + Sync>;
 
 type Shared = Arc<Mutex<State>>;
 
@@ -261,6 +268,8 @@ impl FakeTrueNas {
             calls: Vec::new(),
             created: Vec::new(),
             deleted: Vec::new(),
+            after_snapshot: None,
+            refuse_deletes: false,
         }));
         let (acceptor, tls) = if tls {
             use rustls::pki_types::pem::PemObject;
@@ -373,6 +382,20 @@ impl FakeTrueNas {
     /// Ids of every snapshot deleted, in order.
     pub fn deleted(&self) -> Vec<String> {
         lock(&self.state).deleted.clone()
+    }
+
+    /// Runs `hook(dataset, mountpoint)` right after each snapshot is taken
+    /// (before the answer is sent): to change the live dataset while a
+    /// backup reads the snapshot, or to break something mid-run. It must not
+    /// call the fake.
+    pub fn after_snapshot(&self, hook: impl Fn(&str, &Path) + Send + Sync + 'static) {
+        lock(&self.state).after_snapshot = Some(Arc::new(hook));
+    }
+
+    /// While `refuse` is set, deleting a snapshot fails as middleware's
+    /// `CallError` EBUSY ("snapshot has dependent clones" / "dataset is busy").
+    pub fn refuse_deletes(&self, refuse: bool) {
+        lock(&self.state).refuse_deletes = refuse;
     }
 
     /// Creates a snapshot behind the client's back (a leftover of a crashed run).
@@ -757,6 +780,10 @@ impl State {
             self.snapshots.insert(snap_id.clone(), Snapshot { dataset: ds, name: name.to_owned(), txg: self.txg });
             self.created.push(snap_id);
         }
+        if let Some(hook) = &self.after_snapshot {
+            let mountpoint = self.datasets[dataset].clone();
+            hook(dataset, &mountpoint);
+        }
         Ok(snapshot_entry(&id, &self.snapshots[&id]))
     }
 
@@ -764,6 +791,9 @@ impl State {
         let Some(snapshot) = self.snapshots.get(id).cloned() else {
             return Err(Failure::instance_not_found(format!("cannot open '{id}': dataset does not exist")));
         };
+        if self.refuse_deletes {
+            return Err(Failure::call(16, "EBUSY", format!("Failed to delete snapshot {id}: dataset is busy")));
+        }
         let mut ids = vec![id.to_owned()];
         if recursive {
             let children = format!("{}/", snapshot.dataset);

@@ -3,6 +3,11 @@
 //!
 //! Memory holds one open listing per level of the current path, never the
 //! whole tree: a listing fetches its children from the host in batches.
+//!
+//! Shared by the sources that read file trees (`directory`, and
+//! `truenas-dataset` over a snapshot, locally or over SFTP); each supplies
+//! its [`Tree`]. It is its own crate, not a module of a plugin, because a
+//! plugin crate exports its component and must not be linked into another.
 
 use plugin_sdk::{Entry, EntryKind, Metadata, PluginError};
 
