@@ -4,8 +4,8 @@
 
 pub mod cache;
 pub mod filesystem;
-pub mod imap;
 pub mod http;
+pub mod imap;
 pub mod log;
 pub mod rsync;
 pub mod scratch;

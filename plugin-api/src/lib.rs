@@ -35,8 +35,8 @@
 pub mod cache;
 mod config;
 pub mod fs;
-pub mod imap;
 pub mod http;
+pub mod imap;
 pub mod log;
 pub mod rsync;
 pub mod scratch;

@@ -2,8 +2,8 @@
 //! the host capabilities it was granted, and its limits.
 
 use crate::capabilities::filesystem::FsCtx;
-use crate::capabilities::imap::ImapCtx;
 use crate::capabilities::http::HttpCtx;
+use crate::capabilities::imap::ImapCtx;
 use crate::capabilities::log::{LogCtx, StderrToLog};
 use crate::capabilities::secrets::SecretsCtx;
 use crate::capabilities::sftp::SftpCtx;
