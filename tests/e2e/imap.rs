@@ -110,6 +110,63 @@ fn fill_with(server: &Dovecot, many: usize) {
     });
 }
 
+/// What Python's `mailbox.Maildir` (a Maildir reader that is not ours) sees in
+/// each folder of a restored tree: (folder, uid from the name, flag letters).
+fn maildir_flags_read_by_python(root: &Path) -> Vec<(String, u32, String)> {
+    const SCRIPT: &str = r#"
+import mailbox, os, sys
+root = sys.argv[1]
+for folder in sys.argv[2:]:
+    box = mailbox.Maildir(os.path.join(root, folder), create=False)
+    for key in box.keys():
+        msg = box.get_message(key)
+        print(folder, key.split(".")[0], msg.get_flags() or "-", sep="\t")
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(root)
+        .args(FOLDERS)
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut seen: Vec<(String, u32, String)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut f = l.split('\t');
+            let (folder, uid, flags) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+            (folder.to_string(), uid.parse().unwrap(), if flags == "-" { String::new() } else { flags.to_string() })
+        })
+        .collect();
+    seen.sort();
+    seen
+}
+
+/// The server's flags as Maildir letters (D, F, R, S, T in ASCII order).
+fn imap_flags_as_maildir(flags: &[(String, Vec<(u32, String)>)]) -> Vec<(String, u32, String)> {
+    let mut out = Vec::new();
+    for (folder, messages) in flags {
+        for (uid, imap) in messages {
+            let mut letters: Vec<char> = imap
+                .split_whitespace()
+                .filter_map(|f| match f {
+                    "\\Draft" => Some('D'),
+                    "\\Flagged" => Some('F'),
+                    "\\Answered" => Some('R'),
+                    "\\Seen" => Some('S'),
+                    "\\Deleted" => Some('T'),
+                    _ => None,
+                })
+                .collect();
+            letters.sort();
+            out.push((folder.clone(), *uid, letters.into_iter().collect()));
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Message bytes by (folder, uid).
 type Bodies = BTreeMap<(String, u32), Vec<u8>>;
 
@@ -268,6 +325,7 @@ fn imap_backup_restores_every_message_and_fetches_only_new_bodies() {
     let (bodies, validity) = server_bodies(&server);
     let latest = restore(&env, &p, "restored-latest");
     assert_eq!(restored_messages(&latest, &validity), bodies);
+    assert_eq!(maildir_flags_read_by_python(&latest), imap_flags_as_maildir(&flags_now), "flags in the names");
     assert_eq!(walk(&before_flags).len(), walk(&latest).len(), "a flag change adds or removes no path");
 
     // Stock duplicity restores the chain (three sets) to the same messages,
