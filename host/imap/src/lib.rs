@@ -27,16 +27,26 @@
 //! # }
 //! ```
 
+#[cfg(feature = "native")]
 mod client;
+#[cfg(feature = "native")]
 mod config;
+#[cfg(feature = "native")]
 mod connect;
 pub mod dates;
+#[cfg(feature = "native")]
 mod error;
+#[cfg(feature = "native")]
 mod transport;
+#[cfg(feature = "native")]
 mod uidset;
 pub mod utf7;
 
+#[cfg(feature = "native")]
 pub use client::{Client, Folder, FolderStatus, MessageMeta};
+#[cfg(feature = "native")]
 pub use config::{Password, Security, ServerConfig};
+#[cfg(feature = "native")]
 pub use error::{ErrorKind, ImapError};
+#[cfg(feature = "native")]
 pub use uidset::UidSet;

@@ -7,7 +7,6 @@
 //! host's `imap` capability, which holds the connection and the password.
 
 pub mod names;
-pub mod utf7;
 pub mod walk;
 pub mod writer;
 

@@ -10,8 +10,8 @@
 //! date and size match one in the target cost a fetch of that message.
 
 use crate::names;
-use crate::utf7;
 use crate::walk::{Log, Mailbox};
+use orchestrator_imap::utf7;
 use plugin_sdk::{Entry, EntryKind, PluginError};
 use std::collections::HashMap;
 
