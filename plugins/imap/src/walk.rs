@@ -9,6 +9,7 @@
 use crate::names;
 use plugin_sdk::imap::{Folder, FolderStatus, MessageMeta};
 use plugin_sdk::{Entry, EntryKind, Metadata, PluginError};
+use plugin_tree_walk::glob_set;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Read;
 
@@ -48,23 +49,10 @@ pub struct Filter {
     exclude: globset::GlobSet,
 }
 
-fn globs(key: &str, patterns: &[String]) -> Result<globset::GlobSet, PluginError> {
-    let mut builder = globset::GlobSetBuilder::new();
-    for (i, p) in patterns.iter().enumerate() {
-        let glob = globset::GlobBuilder::new(p.trim_matches('/'))
-            .literal_separator(true)
-            .backslash_escape(true)
-            .build()
-            .map_err(|e| PluginError::Config(format!("{key}[{i}]: invalid glob {p:?}: {}", e.kind())))?;
-        builder.add(glob);
-    }
-    builder.build().map_err(|e| PluginError::Config(format!("{key}: {e}")))
-}
-
 impl Filter {
     /// Compile the patterns; a bad one is a config error naming its key and index.
     pub fn new(include: &[String], exclude: &[String]) -> Result<Filter, PluginError> {
-        Ok(Filter { include: globs("include", include)?, exclude: globs("exclude", exclude)? })
+        Ok(Filter { include: glob_set("include", include)?, exclude: glob_set("exclude", exclude)? })
     }
 
     /// Whether the folder with these levels is backed up.

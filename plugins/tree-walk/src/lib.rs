@@ -35,6 +35,23 @@ pub trait Log {
     fn debug(&mut self, message: String);
 }
 
+/// Glob patterns of the config key `key` as one set: `*` stays within a
+/// path level, `**` crosses levels, `\` escapes, and a leading or trailing
+/// `/` is dropped. A bad pattern is a config error naming the key and index
+/// (`exclude[1]: …`).
+pub fn glob_set(key: &str, patterns: &[String]) -> Result<globset::GlobSet, PluginError> {
+    let mut builder = globset::GlobSetBuilder::new();
+    for (i, p) in patterns.iter().enumerate() {
+        let glob = globset::GlobBuilder::new(p.trim_matches('/'))
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| PluginError::Config(format!("{key}[{i}]: invalid glob {p:?}: {}", e.kind())))?;
+        builder.add(glob);
+    }
+    builder.build().map_err(|e| PluginError::Config(format!("{key}: {e}")))
+}
+
 /// Compiled exclude patterns.
 #[derive(Debug, Clone)]
 pub struct Excludes {
@@ -49,17 +66,7 @@ impl Excludes {
     /// trailing `/` (a directory, in other tools) is dropped: `/cache/` means
     /// `cache`.
     pub fn new(patterns: &[String]) -> Result<Excludes, PluginError> {
-        let mut builder = globset::GlobSetBuilder::new();
-        for (i, p) in patterns.iter().enumerate() {
-            let glob = globset::GlobBuilder::new(p.trim_matches('/'))
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-                .map_err(|e| PluginError::Config(format!("exclude[{i}]: invalid glob {p:?}: {}", e.kind())))?;
-            builder.add(glob);
-        }
-        let set = builder.build().map_err(|e| PluginError::Config(format!("exclude: {e}")))?;
-        Ok(Excludes { set })
+        Ok(Excludes { set: glob_set("exclude", patterns)? })
     }
 
     /// Whether a path relative to the root is excluded. Matching is on the
