@@ -13,10 +13,11 @@ use crate::runtime::bindings::sink::exports::orchestrator::plugin::sink as sink_
 use crate::runtime::bindings::source::exports::orchestrator::plugin::source as source_api;
 use crate::runtime::bindings::{Entry, EntryKind, Outcome};
 use crate::runtime::{CallError, SinkInstance, SourceInstance};
+use crate::stop::{Stop, StopReason};
 use orchestrator_config::{PluginInstance, Sink};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::component::ResourceAny;
 
 /// Entries asked of a source per call.
@@ -24,6 +25,9 @@ const ENTRY_BATCH: u32 = 512;
 /// Bytes of content asked per call; large enough to amortise the crossing,
 /// small enough to keep memory flat.
 pub const CHUNK: u32 = 1 << 20;
+/// How long a stopped job may take to wind down (the source releasing what
+/// it holds) before it is cut off.
+const WIND_DOWN: Duration = Duration::from_secs(60);
 
 /// What one run of a job is called and when it happens.
 #[derive(Debug, Clone)]
@@ -74,6 +78,8 @@ pub struct JobReport {
     pub pruned: Vec<String>,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// Stopped before its end by a signal, its time limit or a lost lock.
+    pub cancelled: bool,
 }
 
 /// A stored set, for reports.
@@ -111,6 +117,7 @@ enum Side {
     Source(CallError),
     Sink(CallError),
     Host(String),
+    Stopped(StopReason),
 }
 
 impl std::fmt::Display for Side {
@@ -120,6 +127,9 @@ impl std::fmt::Display for Side {
             Side::Sink(e @ CallError::Plugin(_)) => write!(f, "the sink failed: {e}"),
             Side::Source(e) | Side::Sink(e) => write!(f, "{e}"),
             Side::Host(m) => f.write_str(m),
+            Side::Stopped(reason) => {
+                write!(f, "{reason}: no new backup set was stored (the next run removes what this one uploaded)")
+            }
         }
     }
 }
@@ -162,6 +172,7 @@ async fn copy_content(
     backup: ResourceAny,
     entry: &Entry,
     counters: &mut Counters<'_>,
+    stop: &Stop,
 ) -> Result<(), Side> {
     let unreadable = |e: &CallError, src: &SourceInstance| {
         let reason = format!("cannot read {}: {e}", show(&entry.path));
@@ -179,6 +190,7 @@ async fn copy_content(
     };
     counters.progress.files_read.fetch_add(1, Ordering::Relaxed);
     let status = loop {
+        stop.check().map_err(Side::Stopped)?;
         match src.read(content, CHUNK).await {
             Ok(chunk) if chunk.is_empty() => break sink_api::ContentStatus::Complete,
             Ok(chunk) => {
@@ -203,10 +215,13 @@ async fn drive(
     sink_config: &str,
     context: &sink_api::BackupContext,
     counters: &mut Counters<'_>,
+    stop: &Stop,
 ) -> Result<sink_api::BackupSet, Side> {
+    stop.check().map_err(Side::Stopped)?;
     let backup = snk.begin_backup(sink_config, context).await.map_err(Side::Sink)?;
     let mut previous: Option<Vec<u8>> = None;
     loop {
+        stop.check().map_err(Side::Stopped)?;
         let batch = src.next(session, ENTRY_BATCH).await.map_err(Side::Source)?;
         if batch.is_empty() {
             break;
@@ -214,9 +229,10 @@ async fn drive(
         for entry in batch {
             check_entry(&entry, previous.as_deref()).map_err(Side::Host)?;
             counters.progress.entries.fetch_add(1, Ordering::Relaxed);
+            stop.check().map_err(Side::Stopped)?;
             let wants = snk.add(backup, &entry).await.map_err(Side::Sink)?;
             if wants && entry.meta.kind == EntryKind::File {
-                copy_content(src, session, snk, backup, &entry, counters).await?;
+                copy_content(src, session, snk, backup, &entry, counters, stop).await?;
             }
             previous = Some(entry.path);
         }
@@ -224,17 +240,21 @@ async fn drive(
     if previous.is_none() {
         return Err(Side::Host("the source yielded no entries, not even its root".into()));
     }
+    // The last moment to stop: `finish` commits the set.
+    stop.check().map_err(Side::Stopped)?;
     snk.finish(backup).await.map_err(Side::Sink)
 }
 
 /// Run one job to its end and describe how it went. Never panics on plugin
-/// misbehaviour: every failure is in the report.
+/// misbehaviour: every failure is in the report. `stop` is the run's: the
+/// job also stops at its own time limit and when its lock is lost.
 pub async fn run_job(
     host: Arc<Host>,
     source: PluginInstance,
     sink: Sink,
     run: RunInfo,
     progress: Arc<Progress>,
+    stop: &Stop,
 ) -> JobReport {
     let started = Instant::now();
     let mut report = JobReport {
@@ -250,15 +270,32 @@ pub async fn run_job(
         set: None,
         pruned: Vec::new(),
         seconds: 0.0,
+        cancelled: false,
     };
+    let (stop, relay) = stop.child();
     let timeout = [source.limits.timeout, sink.instance.limits.timeout].into_iter().flatten().min();
-    let job = job(&host, &source, &sink, &run, &progress, &mut report);
-    let result = match timeout {
-        Some(t) => tokio::time::timeout(t, job).await.unwrap_or_else(|_| {
-            Err(format!("the job did not finish within its time limit of {}s (`limits.timeout`)", t.as_secs()))
-        }),
-        None => job.await,
+    let timer = timeout.map(|t| {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(t).await;
+            stop.request(StopReason::TimeLimit(t));
+        })
+    });
+    // Stopping is cooperative; a job stuck in a call past its wind-down is cut off.
+    let cut_off = async {
+        let reason = stop.requested().await;
+        tokio::time::sleep(WIND_DOWN).await;
+        format!("{reason}, and the job did not stop within {}s; it was cut off", WIND_DOWN.as_secs())
     };
+    let result = tokio::select! {
+        result = job(&host, &source, &sink, &run, &progress, &mut report, &stop) => result,
+        message = cut_off => Err(message),
+    };
+    relay.abort();
+    if let Some(timer) = timer {
+        timer.abort();
+    }
+    report.cancelled = stop.reason().is_some();
     if let Err(e) = result {
         report.error = Some(e);
     }
@@ -279,16 +316,26 @@ async fn job(
     run: &RunInfo,
     progress: &Progress,
     report: &mut JobReport,
+    stop: &Stop,
 ) -> Result<(), String> {
     let backend = host.backend_of(sink)?;
-    let Some(target) = &backend else { return locked_job(host, source, sink, run, progress, report, None).await };
+    let Some(target) = &backend else {
+        return locked_job(host, source, sink, run, progress, report, None, stop).await;
+    };
     let owner =
         Owner { run_id: run.run_id.clone(), pipeline: host.pipeline.name.clone(), sink: sink.instance.name.clone() };
     let lock = RunLock::acquire(target.clone(), &source.name, &owner)?;
     sweep(target, &source.name);
-    let result = tokio::select! {
-        result = locked_job(host, source, sink, run, progress, report, Some(&lock)) => result,
-        reason = lock.lost() => Err(reason),
+    let result = {
+        let work = locked_job(host, source, sink, run, progress, report, Some(&lock), stop);
+        tokio::pin!(work);
+        tokio::select! {
+            result = &mut work => result,
+            reason = lock.lost() => {
+                stop.request(StopReason::LockLost(reason));
+                work.await
+            }
+        }
     };
     if let Err(e) = lock.release() {
         tracing::warn!(source = %source.name, sink = %sink.instance.name, "{e}");
@@ -306,6 +353,7 @@ fn sweep(target: &Backend, place: &str) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn locked_job(
     host: &Host,
     source: &PluginInstance,
@@ -314,10 +362,12 @@ async fn locked_job(
     progress: &Progress,
     report: &mut JobReport,
     lock: Option<&RunLock>,
+    stop: &Stop,
 ) -> Result<(), String> {
     let backend = host.backend_of(sink)?;
     let (mut src, _) = host.start_source(source).await?;
     let (mut snk, _) = host.start_sink(sink, backend, &source.name).await?;
+    stop.check().map_err(|r| Side::Stopped(r).to_string())?;
     let source_config = source.config.to_string();
     let sink_config = sink.instance.config.to_string();
     let run_context =
@@ -336,17 +386,24 @@ async fn locked_job(
     // Starting the plugins took a while: make sure the lock is still ours
     // before the sink writes or removes anything.
     let result = match lock.map_or(Ok(()), RunLock::check) {
-        Ok(()) => drive(&mut src, session, &mut snk, &sink_config, &context, &mut counters).await,
+        Ok(()) => drive(&mut src, session, &mut snk, &sink_config, &context, &mut counters, stop).await,
         Err(e) => Err(Side::Host(e)),
     };
     report.unreadable = counters.unreadable;
-    let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
+    let outcome = match &result {
+        Ok(_) => Outcome::Success,
+        Err(Side::Stopped(_)) => Outcome::Cancelled,
+        Err(_) => Outcome::Failure,
+    };
     // The source releases what it holds whatever happened; a failure here is
     // loud, because it can leave a snapshot behind on the source.
     let released = src.finish(session, outcome).await;
     let _ = src.drop_resource(session).await;
     report.warnings = src.log().warnings() + snk.log().warnings();
-    let set = result.map_err(|e| e.to_string())?;
+    let set = result.map_err(|e| match &released {
+        Err(release) => format!("{e}; and the source could not release what it holds: {release}"),
+        Ok(()) => e.to_string(),
+    })?;
     report.set = Some(SetReport::from(&set));
     report.ok = true;
     if let Err(e) = released {
@@ -354,7 +411,13 @@ async fn locked_job(
         report.ok = false;
         return Err(format!("the backup was stored, but the source could not release what it holds: {e}"));
     }
-    // Retention removes whole chains: only while the lock is still ours.
+    // Retention removes whole chains: only while the lock is still ours,
+    // and not in a run that is being stopped.
+    if let Some(reason) = stop.reason() {
+        tracing::warn!(sink = %sink.instance.name, "retention skipped (the new backup is stored): {reason}");
+        report.warnings += 1;
+        return Ok(());
+    }
     if let Some(Err(e)) = lock.map(RunLock::check) {
         tracing::warn!(sink = %sink.instance.name, "retention skipped (the new backup is stored): {e}");
         report.warnings += 1;

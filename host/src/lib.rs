@@ -15,4 +15,5 @@ pub mod host;
 pub mod lock;
 pub mod restore;
 pub mod runtime;
+pub mod stop;
 pub mod timespec;

@@ -1,7 +1,7 @@
 //! Shared harness: a unique temp dir per test, pipeline files, and the binary.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// The binary under test.
 pub fn bin() -> &'static str {
@@ -26,6 +26,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// What a spawned run printed and returned, once it ends.
+    pub fn wait(child: Child) -> Run {
+        Run::from(child.wait_with_output().unwrap())
+    }
+
     fn from(o: Output) -> Run {
         Run {
             code: o.status.code().unwrap_or(-1),
@@ -64,6 +69,17 @@ impl Env {
     /// Run the binary with `args`, a shared cache of compiled plugins, and
     /// `envs` on top of a clean environment.
     pub fn run(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
+        Run::from(self.command(args, envs).output().unwrap())
+    }
+
+    /// [`Env::run`], started in the background with its output piped.
+    pub fn spawn(&self, args: &[&str], envs: &[(&str, &str)]) -> Child {
+        let mut cmd = self.command(args, envs);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.spawn().unwrap()
+    }
+
+    fn command(&self, args: &[&str], envs: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(bin());
         cmd.args(args)
             .env_clear()
@@ -74,6 +90,6 @@ impl Env {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        Run::from(cmd.output().unwrap())
+        cmd
     }
 }

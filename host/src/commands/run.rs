@@ -4,6 +4,7 @@ use super::{exit, human_bytes, json_out, now, selected_sources};
 use crate::backup::{JobReport, Progress, RunInfo, run_job};
 use crate::cli::RunArgs;
 use crate::host::{Host, UsageError};
+use crate::stop::{Stop, StopReason, on_signals};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -29,17 +30,21 @@ pub async fn run(args: RunArgs) -> Result<u8, UsageError> {
     let run = RunInfo { run_id: run_id(), time: now(), force_full: args.full };
     tracing::info!(pipeline = %host.pipeline.name, run = %run.run_id, "starting {} job(s)", pairs.len());
 
+    let stop = Stop::new();
+    // Without the handlers a signal would kill the process mid-call, and a
+    // source could not release what it holds.
+    let signals = on_signals(stop.clone()).map_err(|e| UsageError(format!("cannot watch for signals: {e}")))?;
     let limit = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut handles = Vec::new();
     let mut progresses = Vec::new();
     for (source, sink) in pairs {
         let progress = Arc::new(Progress::default());
         progresses.push((format!("{}→{}", source.name, sink.instance.name), progress.clone()));
-        let (host, run, limit) = (host.clone(), run.clone(), limit.clone());
+        let (host, run, limit, stop) = (host.clone(), run.clone(), limit.clone(), stop.clone());
         let (source_name, sink_name) = (source.name.clone(), sink.instance.name.clone());
         let handle = tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
-            run_job(host, source, sink, run, progress).await
+            run_job(host, source, sink, run, progress, &stop).await
         });
         handles.push((source_name, sink_name, handle));
     }
@@ -60,9 +65,11 @@ pub async fn run(args: RunArgs) -> Result<u8, UsageError> {
             set: None,
             pruned: Vec::new(),
             seconds: 0.0,
+            cancelled: false,
         });
         reports.push(report);
     }
+    signals.abort();
     if let Some(t) = ticker {
         t.abort();
         eprint!("\r\x1b[K");
@@ -80,7 +87,12 @@ pub async fn run(args: RunArgs) -> Result<u8, UsageError> {
     for r in &reports {
         print_report(r, args.json);
     }
-    Ok(if failed == 0 { exit::OK } else { exit::FAILED })
+    // A signal's conventional code tells a scheduler the run was stopped, not broken.
+    Ok(match stop.reason() {
+        Some(StopReason::Signal { number, .. }) => 128 + number as u8,
+        _ if failed == 0 => exit::OK,
+        _ => exit::FAILED,
+    })
 }
 
 fn print_report(r: &JobReport, json: bool) {

@@ -22,7 +22,12 @@
 //!   and `MESSAGE_BIG`, `BIG_LEN` bytes) whose attributes are `maildir.info`
 //!   and `imap.flags` from the keys of the same names when given; with
 //!   `refuse_content = true` opening a message fails with
-//!   `CONTENT_REFUSED`, so a test sees whether a sink asked for it.
+//!   `CONTENT_REFUSED`, so a test sees whether a sink asked for it;
+//! * `slow`: not harm but a long run: after the root, one file per `next`,
+//!   `SLOW_STEP` apart, for `SLOW_FILES` files; for stopping a run midway.
+//!
+//! Every behaviour logs `finish: <outcome>` (info) when the host finishes
+//! the session, so a test sees how the host ended it.
 //!
 //! A behaviour that is contained returns the error it got; one that escapes
 //! the sandbox returns an error starting with `SANDBOX ESCAPE`, never the
@@ -67,7 +72,13 @@ pub const BEHAVIOURS: &[&str] = &[
     "wants-more",
     "unreadable-file",
     "attributes",
+    "slow",
 ];
+
+/// `slow`: the time between two files.
+pub const SLOW_STEP: std::time::Duration = std::time::Duration::from_millis(50);
+/// `slow`: how many files (over 8 minutes' worth).
+pub const SLOW_FILES: u32 = 10_000;
 
 /// `attributes`: the small message.
 pub const MESSAGE_SMALL: &[u8] = b"cur/1700000000.M1P1.host";
@@ -119,7 +130,7 @@ impl Source for Misbehaving {
     }
 
     fn open(config: Config, _context: RunContext) -> Result<Session, PluginError> {
-        Ok(Session { config, yielded: false })
+        Ok(Session { config, yielded: false, slow_yielded: 0 })
     }
 }
 
@@ -127,6 +138,7 @@ impl Source for Misbehaving {
 pub struct Session {
     config: Config,
     yielded: bool,
+    slow_yielded: u32,
 }
 
 fn meta(kind: EntryKind, mode: u32, size: u64) -> Metadata {
@@ -267,6 +279,9 @@ impl Session {
 
 impl plugin_sdk::Session for Session {
     fn next(&mut self, _max: usize) -> Result<Vec<Entry>, PluginError> {
+        if self.config.behaviour == "slow" {
+            return Ok(self.next_slow());
+        }
         if self.yielded {
             return Ok(Vec::new());
         }
@@ -291,9 +306,36 @@ impl plugin_sdk::Session for Session {
         }
         match path {
             b"hello.txt" | b"z-after.txt" => Ok(Box::new(CONTENT)),
+            p if self.config.behaviour == "slow" && p.starts_with(b"slow-") => Ok(Box::new(CONTENT)),
             b"a-locked.txt" => Err(PluginError::Io("a-locked.txt: permission denied".into())),
             _ => Err(PluginError::NotFound(format!("{} was not yielded", String::from_utf8_lossy(path)))),
         }
+    }
+
+    fn finish(&mut self, outcome: Outcome) -> Result<(), PluginError> {
+        let outcome = match outcome {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Cancelled => "cancelled",
+        };
+        plugin_sdk::log::write(plugin_sdk::log::Level::Info, &format!("finish: {outcome}"));
+        Ok(())
+    }
+}
+
+impl Session {
+    fn next_slow(&mut self) -> Vec<Entry> {
+        if !self.yielded {
+            self.yielded = true;
+            return vec![entry(b"", meta(EntryKind::Directory, 0o755, 0))];
+        }
+        if self.slow_yielded == SLOW_FILES {
+            return Vec::new();
+        }
+        std::thread::sleep(SLOW_STEP);
+        self.slow_yielded += 1;
+        let name = format!("slow-{:05}.txt", self.slow_yielded);
+        vec![entry(name.as_bytes(), meta(EntryKind::File, 0o644, CONTENT.len() as u64))]
     }
 }
 
