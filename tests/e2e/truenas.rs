@@ -543,7 +543,7 @@ fn recursive_over_sftp_with_a_passphrase_protected_key() {
             &[("TRUENAS_KEY", KEY), ("SSH_KEY_PASSPHRASE", "not the passphrase")],
         );
         assert_ne!(r.code, 0, "{}", r.all());
-        assert!(r.all().contains("passphrase"), "{}", r.all());
+        assert!(r.all().contains("wrong or missing passphrase"), "{}", r.all());
         assert!(!r.all().contains("not the passphrase"), "{}", r.all());
         assert_released(&nas);
     }

@@ -330,6 +330,29 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_graft_point_missing_from_the_snapshot_is_dropped_with_what_is_under_it() {
+        let mut nas = Memory::default();
+        nas.add("/m/.zfs/snapshot/s", EntryKind::Directory, 0o755);
+        nas.add("/m/.zfs/snapshot/s/kept", EntryKind::Directory, 0o755);
+        for root in ["/m/kept", "/m/gone", "/m/gone/x"] {
+            nas.add(&format!("{root}/.zfs/snapshot/s"), EntryKind::Directory, 0o755);
+        }
+        nas.add("/m/gone/.zfs/snapshot/s/x", EntryKind::Directory, 0o755);
+        let children = [mounted("t/kept", "/m/kept"), mounted("t/gone", "/m/gone"), mounted("t/gone/x", "/m/gone/x")];
+        let (grafts, _) = plan("t", "/m", "/m", "s", &children);
+        let mut tree = GraftTree::new(nas, "/m/.zfs/snapshot/s", grafts);
+        let dropped: Vec<(String, String)> = tree.drop_uncovered().into_iter().map(|(g, p)| (g.dataset, p)).collect();
+        assert_eq!(
+            dropped,
+            [
+                ("t/gone".into(), "/m/.zfs/snapshot/s/gone".into()),
+                ("t/gone/x".into(), "/m/.zfs/snapshot/s/gone/x".into())
+            ]
+        );
+        assert_eq!(tree.grafts().len(), 1);
+    }
+
     struct NoLog;
 
     impl Log for NoLog {
@@ -370,6 +393,7 @@ mod tests {
                 ("z.txt".into(), 0o644),
             ]
         );
+        assert!(walker.next_batch(100, &mut NoLog).unwrap().is_empty());
         let mut content = String::new();
         walker.open(b"a/b/g.txt").unwrap().read_to_string(&mut content).unwrap();
         assert_eq!(content, "/mnt/t/d/a/b/.zfs/snapshot/s/g.txt");

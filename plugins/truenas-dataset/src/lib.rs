@@ -11,6 +11,9 @@
 //! * The snapshot is read with the directory source's walk
 //!   ([`plugin_tree_walk`]) over the host's `filesystem` capability
 //!   (`access = "local"`) or its `sftp` capability (`access = "sftp"`).
+//! * With `recursive`, each child dataset's own snapshot is grafted where
+//!   the child is mounted ([`graft`]): ZFS shows a child in its parent's
+//!   snapshot only as an empty directory.
 //! * Snapshots are named `orchestrator-<source>-<run id>`; leftovers of
 //!   crashed runs are found by that prefix and swept at the next run, beyond
 //!   the `keep_snapshots` newest.
