@@ -6,7 +6,7 @@
 
 use crate::harness::{Env, Run};
 use crate::roundtrip::assert_same_tree;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use test_servers::truenas::{FakeTrueNas, Generation};
@@ -386,4 +386,165 @@ fn without_local_path_the_mountpoint_must_be_allowed() {
         "{}",
         r.all()
     );
+}
+
+/// `nas` with child datasets: `photos` (mode 0750) with a grandchild
+/// `photos/raw`, `scratch` mounted outside the parent's mountpoint, and
+/// `off`, not mounted.
+fn nas_with_children(generation: Generation) -> Nas {
+    let nas = nas(generation);
+    let photos = nas.server.add_dataset("tank/data/photos");
+    std::fs::create_dir_all(photos.join("2026")).unwrap();
+    std::fs::write(photos.join("p1.jpg"), "photo one").unwrap();
+    std::fs::write(photos.join("2026/p2.jpg"), vec![9u8; 200_000]).unwrap();
+    std::fs::set_permissions(&photos, std::os::unix::fs::PermissionsExt::from_mode(0o750)).unwrap();
+    let raw = nas.server.add_dataset("tank/data/photos/raw");
+    std::fs::write(raw.join("r.dng"), "raw data").unwrap();
+    let scratch = nas.server.add_dataset_at("tank/data/scratch", &nas._root.path().join("scratch-elsewhere"));
+    std::fs::write(scratch.join("s.txt"), "mounted elsewhere").unwrap();
+    nas.server.add_unmounted_dataset("tank/data/off", false);
+    nas
+}
+
+/// After the snapshot: what a recursive backup must hold (the parent's
+/// snapshot with each child's grafted where it is mounted) into `expected`,
+/// then changes to the live children, which must not leak.
+fn expect_grafted_and_change_children(nas: &Nas, expected: PathBuf) {
+    nas.server.after_snapshot(move |_, mountpoint| {
+        let taken = std::fs::read_dir(mountpoint.join(".zfs/snapshot")).unwrap().next().unwrap().unwrap();
+        let name = taken.file_name();
+        let _ = std::fs::remove_dir_all(&expected);
+        let cp = |from: &Path, to: &Path| {
+            assert!(Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap().success(), "{from:?}");
+        };
+        cp(&taken.path(), &expected);
+        // Shallowest first; `dir/.` copies into the empty mountpoint and
+        // gives it the child snapshot root's mode and mtime.
+        for child in ["photos", "photos/raw"] {
+            cp(&mountpoint.join(child).join(".zfs/snapshot").join(&name).join("."), &expected.join(child));
+        }
+        std::fs::write(mountpoint.join("photos/p1.jpg"), "CHANGED after the snapshot").unwrap();
+        std::fs::write(mountpoint.join("photos/raw/added.dng"), "new").unwrap();
+    });
+}
+
+fn warnings(r: &Run) -> u64 {
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    report["jobs"][0]["warnings"].as_u64().unwrap()
+}
+
+#[test]
+fn recursive_backs_up_the_child_datasets_where_they_are_mounted() {
+    for generation in ALL {
+        let env = Env::new();
+        let nas = nas_with_children(generation);
+        let expected = env.path("expected");
+        expect_grafted_and_change_children(&nas, expected.clone());
+        let p = pipeline(&env, &nas, "recursive = true");
+        let r = run(&env, &p, KEY);
+        assert_eq!(r.code, 0, "{generation:?}: {}", r.all());
+
+        let restored = restore(&env, &p, "restored");
+        assert_same_tree(&expected, &restored);
+        assert_eq!(std::fs::read_to_string(restored.join("photos/p1.jpg")).unwrap(), "photo one");
+        assert_eq!(std::fs::read_to_string(restored.join("photos/raw/r.dng")).unwrap(), "raw data");
+        assert!(!restored.join("photos/raw/added.dng").exists(), "{generation:?}: a later change leaked");
+        assert!(!restored.join("photos/.zfs").exists());
+        assert_eq!(std::fs::symlink_metadata(restored.join("photos")).unwrap().mode() & 0o7777, 0o750);
+
+        // The children that cannot be read are named, as warnings.
+        assert!(r.stderr.contains("tank/data/scratch") && r.stderr.contains("not inside"), "{}", r.all());
+        assert!(r.stderr.contains("tank/data/off") && r.stderr.contains("not mounted"), "{}", r.all());
+        assert!(warnings(&r) >= 2, "{}", r.all());
+
+        // The children's snapshots went with the parent's.
+        let created = nas.server.created();
+        assert!(created.iter().any(|id| id.starts_with("tank/data/photos/raw@orchestrator-docs-")), "{created:?}");
+        assert_released(&nas);
+    }
+}
+
+#[test]
+fn without_recursive_child_mountpoints_are_empty_directories() {
+    let env = Env::new();
+    let nas = nas_with_children(Generation::V25_04);
+    let p = pipeline(&env, &nas, "");
+    let r = run(&env, &p, KEY);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let restored = restore(&env, &p, "restored");
+    assert_eq!(std::fs::read_dir(restored.join("photos")).unwrap().count(), 0, "what ZFS shows of a child");
+    assert_eq!(std::fs::read_to_string(restored.join("docs/a.txt")).unwrap(), "first version\n");
+    assert_eq!(warnings(&r), 0, "{}", r.all());
+    assert!(!nas.server.methods().iter().any(|m| m.contains("pool/dataset?")), "{:?}", nas.server.methods());
+    assert_eq!(nas.server.created().len(), 1);
+    assert_released(&nas);
+}
+
+#[test]
+fn an_unreachable_child_snapshot_fails_the_run_naming_the_child() {
+    let env = Env::new();
+    let nas = nas_with_children(Generation::V25_10);
+    nas.server.after_snapshot(|_, mountpoint| {
+        // As a child's snapdir automount failing in a container.
+        let snapshots = mountpoint.join("photos/raw/.zfs/snapshot");
+        for taken in std::fs::read_dir(&snapshots).unwrap() {
+            std::fs::remove_dir_all(taken.unwrap().path()).unwrap();
+        }
+    });
+    let p = pipeline(&env, &nas, "recursive = true");
+    let r = run(&env, &p, KEY);
+    assert_ne!(r.code, 0, "{}", r.all());
+    let all = r.all();
+    assert!(all.contains("not reachable") && all.contains("tank/data/photos/raw"), "{all}");
+    assert!(all.contains("photos/raw/.zfs/snapshot") && all.contains("bind-propagation=rshared"), "{all}");
+    assert_released(&nas);
+}
+
+/// `access = "sftp"` settings for `sshd`, with `key` and `extra` lines.
+fn sftp_extra(sshd: &test_servers::sshd::Sshd, key: &Path, extra: &str) -> String {
+    format!(
+        "access = \"sftp\"\nssh_user = \"{}\"\nssh_key = \"{}\"\nknown_hosts = \"{}\"\nssh_address = \"127.0.0.1:{}\"\n{extra}",
+        sshd.user(),
+        key.display(),
+        sshd.known_hosts().display(),
+        sshd.port()
+    )
+}
+
+#[test]
+fn recursive_over_sftp_with_a_passphrase_protected_key() {
+    let Some(sshd) = test_servers::sshd::Sshd::start() else { return };
+    for generation in [Generation::V24_10, Generation::V25_10] {
+        let env = Env::new();
+        let nas = nas_with_children(generation);
+        let expected = env.path("expected");
+        expect_grafted_and_change_children(&nas, expected.clone());
+        let extra = sftp_extra(
+            &sshd,
+            &sshd.encrypted_key(),
+            "recursive = true\nssh_key_passphrase = { env = \"SSH_KEY_PASSPHRASE\" }",
+        );
+        let p = pipeline(&env, &nas, &extra);
+        let passphrase = test_servers::sshd::KEY_PASSPHRASE;
+        let r = env
+            .run(&["run", p.to_str().unwrap(), "--json"], &[("TRUENAS_KEY", KEY), ("SSH_KEY_PASSPHRASE", passphrase)]);
+        assert_eq!(r.code, 0, "{generation:?}: {}", r.all());
+        assert!(!r.all().contains(passphrase), "{}", r.all());
+        let restored = restore(&env, &p, "restored");
+        assert_same_tree(&expected, &restored);
+        assert_eq!(std::fs::read_to_string(restored.join("photos/raw/r.dng")).unwrap(), "raw data");
+        assert!(r.stderr.contains("tank/data/scratch"), "{}", r.all());
+        assert_released(&nas);
+
+        // A wrong passphrase is refused (and the snapshot still released).
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let r = env.run(
+            &["run", p.to_str().unwrap(), "--json"],
+            &[("TRUENAS_KEY", KEY), ("SSH_KEY_PASSPHRASE", "not the passphrase")],
+        );
+        assert_ne!(r.code, 0, "{}", r.all());
+        assert!(r.all().contains("wrong or missing passphrase"), "{}", r.all());
+        assert!(!r.all().contains("not the passphrase"), "{}", r.all());
+        assert_released(&nas);
+    }
 }

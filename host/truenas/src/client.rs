@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
+use crate::children::{ChildDataset, parse_children};
 use crate::error::TrueNasError;
 use crate::rpc::{Rpc, RpcFailure};
 use crate::transport::{Transport, TransportError, TransportErrorKind};
@@ -238,6 +239,35 @@ impl<T: Transport> TrueNas<T> {
             }),
             Some(other) => Err(self.protocol(dataset, format!("the dataset's mountpoint is not a string: {other}"))),
         }
+    }
+
+    /// The descendants of `dataset` (children, grandchildren, …) and where
+    /// each is mounted, sorted by name: what a recursive snapshot covers
+    /// besides the dataset itself. `pool.dataset.query` with the filter
+    /// `id ^ "<dataset>/"`, flat, only the mount properties (REST: the same
+    /// filter as `id__^=` and `extra.*` parameters, as middleware's REST
+    /// layer reads them).
+    pub fn child_datasets(&self, dataset: &str) -> Result<Vec<ChildDataset>, TrueNasError> {
+        check_dataset(&self.url, dataset)?;
+        let prefix = format!("{dataset}/");
+        let properties = json!(["mountpoint", "mounted"]);
+        let answer = match &self.wire {
+            Wire::Rpc(_) => {
+                let options = json!({"extra": {"flat": true, "retrieve_children": true, "properties": properties}});
+                self.rpc("pool.dataset.query", json!([[["id", "^", prefix]], options]))
+            }
+            Wire::Rest => {
+                let path = format!(
+                    "/api/v2.0/pool/dataset?{}={}&extra.flat=true&extra.retrieve_children=true&extra.properties={}",
+                    encode("id__^"),
+                    encode(&prefix),
+                    encode(&properties.to_string())
+                );
+                self.rest("GET", &path, None)
+            }
+        };
+        let answer = answer.map_err(|f| self.dataset_failure(dataset, "listing the child datasets", f))?;
+        parse_children(dataset, &answer).map_err(|reason| self.protocol(dataset, reason))
     }
 
     /// Takes snapshot `dataset@name` (with its child datasets if `recursive`).

@@ -1,5 +1,6 @@
 //! The TrueNAS API client a TrueNAS dataset source builds on: the dataset's
-//! mountpoint, and a snapshot per run taken, listed and released.
+//! mountpoint and its child datasets', and a snapshot per run taken, listed
+//! and released.
 //!
 //! [`TrueNas::connect`] finds out which API the NAS speaks:
 //!
@@ -22,6 +23,7 @@
 //! `orchestrator-http` (hyper, tokio, rustls), which the tests use against
 //! the fake TrueNAS.
 
+mod children;
 mod client;
 mod error;
 #[cfg(feature = "native")]
@@ -30,6 +32,7 @@ mod rpc;
 mod transport;
 mod version;
 
+pub use children::{ChildDataset, Mount};
 pub use client::{Api, KEY_PLACEHOLDER, Snapshot, SnapshotMethods, TrueNas, snapshot_path};
 pub use error::{ErrorKind, TrueNasError};
 #[cfg(feature = "native")]

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use orchestrator_truenas::{
-    Api, ErrorKind, NativeTransport, Secret, SnapshotMethods, Timeouts, TlsConfig, TrueNas, TrueNasConfig, TrueNasError,
+    Api, ErrorKind, Mount, NativeTransport, Secret, SnapshotMethods, Timeouts, TlsConfig, TrueNas, TrueNasConfig,
+    TrueNasError,
 };
 use test_servers::truenas::{API_KEY_USER, FakeTrueNas, Generation, Transport};
 
@@ -291,4 +292,55 @@ fn plain_http_to_a_network_nas_is_refused() {
     let err = TrueNas::connect_native(config).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     assert!(err.to_string().contains("loopback"), "{err}");
+}
+
+#[test]
+fn child_datasets_are_listed_with_their_mounts_in_every_generation() {
+    for generation in ALL {
+        let nas = nas(generation);
+        nas.server.add_dataset("tank/data/photos");
+        nas.server.add_dataset("tank/data/photos/raw");
+        let elsewhere = nas._root.path().join("elsewhere");
+        nas.server.add_dataset_at("tank/data/outside", &elsewhere);
+        nas.server.add_unmounted_dataset("tank/data/off", false);
+        nas.server.add_unmounted_dataset("tank/data/fstab", true);
+        nas.server.add_dataset("tank/database");
+        let truenas = connect(&nas.server);
+        let children = truenas.child_datasets("tank/data").unwrap();
+        let names: Vec<&str> = children.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["tank/data/fstab", "tank/data/off", "tank/data/outside", "tank/data/photos", "tank/data/photos/raw"],
+            "{generation:?}: descendants only, not tank/database"
+        );
+        let at = |path: &Path| Mount::At(path.to_string_lossy().into_owned());
+        assert!(matches!(&children[0].mount, Mount::NotMounted(why) if why.contains("legacy")), "{children:?}");
+        assert!(matches!(&children[1].mount, Mount::NotMounted(_)), "{children:?}");
+        assert_eq!(children[2].mount, at(&elsewhere));
+        assert_eq!(children[3].mount, at(&nas.mountpoint.join("photos")));
+        assert_eq!(children[4].mount, at(&nas.mountpoint.join("photos/raw")));
+        assert!(truenas.child_datasets("tank/data/photos/raw").unwrap().is_empty());
+        let last = nas.server.calls().last().cloned().unwrap();
+        assert!(last.ok, "{last:?}");
+        match generation {
+            Generation::V24_10 => assert!(last.method.starts_with("GET /api/v2.0/pool/dataset"), "{last:?}"),
+            _ => assert_eq!(last.params[0], serde_json::json!([["id", "^", "tank/data/photos/raw/"]])),
+        }
+        truenas.close();
+    }
+}
+
+#[test]
+fn a_recursive_snapshot_holds_each_dataset_s_own_files() {
+    let nas = nas(Generation::V25_10);
+    let photos = nas.server.add_dataset("tank/data/photos");
+    fs::write(photos.join("p.jpg"), b"photo").unwrap();
+    let truenas = connect(&nas.server);
+    truenas.create_snapshot("tank/data", "orch-z", true).unwrap();
+    let parent = nas.mountpoint.join(".zfs/snapshot/orch-z");
+    assert!(parent.join("photos").is_dir(), "the child's mountpoint is there");
+    assert_eq!(fs::read_dir(parent.join("photos")).unwrap().count(), 0, "but empty, as ZFS shows it");
+    assert_eq!(fs::read(photos.join(".zfs/snapshot/orch-z/p.jpg")).unwrap(), b"photo");
+    truenas.delete_snapshot("tank/data@orch-z", true).unwrap();
+    assert!(!photos.join(".zfs/snapshot/orch-z").exists());
 }

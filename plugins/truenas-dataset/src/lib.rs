@@ -11,15 +11,20 @@
 //! * The snapshot is read with the directory source's walk
 //!   ([`plugin_tree_walk`]) over the host's `filesystem` capability
 //!   (`access = "local"`) or its `sftp` capability (`access = "sftp"`).
+//! * With `recursive`, each child dataset's own snapshot is grafted where
+//!   the child is mounted ([`graft`]): ZFS shows a child in its parent's
+//!   snapshot only as an empty directory.
 //! * Snapshots are named `orchestrator-<source>-<run id>`; leftovers of
 //!   crashed runs are found by that prefix and swept at the next run, beyond
 //!   the `keep_snapshots` newest.
 
 pub mod config;
+pub mod graft;
 pub mod transport;
 pub mod tree;
 
 use config::{Access, Config};
+use graft::GraftTree;
 use orchestrator_truenas::{ErrorKind, Snapshot, TrueNas, TrueNasError, snapshot_path};
 use plugin_sdk::prelude::*;
 use plugin_tree_walk::{Excludes, Log, Tree, Walker};
@@ -87,7 +92,7 @@ pub struct DatasetSession {
     nas: Option<TrueNas<WitTransport>>,
     snapshot: Snapshot,
     prefix: String,
-    walker: Walker<SnapTree>,
+    walker: Walker<GraftTree<SnapTree>>,
     log: HostLog,
     released: bool,
 }
@@ -155,7 +160,7 @@ impl DatasetSession {
         let snapshot = nas.create_snapshot(&config.dataset, &name, config.recursive).map_err(|e| plugin_error(&e))?;
         log(plugin_sdk::log::Level::Info, &format!("took snapshot {}", snapshot.id));
         // From here on the snapshot exists: release it if the session fails to start.
-        let started = Self::start_walk(&config, &mountpoint, &snapshot.name);
+        let started = Self::start_walk(&config, &nas, &mountpoint, &snapshot.name);
         match started {
             Ok(walker) => {
                 Ok(DatasetSession { config, nas: Some(nas), snapshot, prefix, walker, log: HostLog, released: false })
@@ -172,18 +177,47 @@ impl DatasetSession {
         }
     }
 
-    fn start_walk(config: &Config, mountpoint: &str, name: &str) -> Result<Walker<SnapTree>, PluginError> {
-        let (tree, root) = match config.access {
-            Access::Local => {
-                let base = config.local_path.as_deref().unwrap_or(mountpoint);
-                (SnapTree::Local, snapshot_path(base, name))
-            }
-            Access::Sftp => (SnapTree::sftp(config)?, snapshot_path(mountpoint, name)),
+    /// The walk over the snapshot, with the child datasets' snapshots
+    /// grafted in when `recursive` (see [`graft`]).
+    fn start_walk(
+        config: &Config,
+        nas: &TrueNas<WitTransport>,
+        mountpoint: &str,
+        name: &str,
+    ) -> Result<Walker<GraftTree<SnapTree>>, PluginError> {
+        let (tree, base) = match config.access {
+            Access::Local => (SnapTree::Local, config.local_path.as_deref().unwrap_or(mountpoint)),
+            Access::Sftp => (SnapTree::sftp(config)?, mountpoint),
         };
-        let meta = tree.lstat(root.as_bytes()).map_err(|e| not_reachable(config, mountpoint, &root, &e))?;
-        if meta.kind != EntryKind::Directory {
-            let e = PluginError::Io("not a directory".into());
-            return Err(not_reachable(config, mountpoint, &root, &e));
+        let root = snapshot_path(base, name);
+        let parent = Place { dataset: &config.dataset, mountpoint, base, root: &root };
+        check_reachable(config, &tree, &parent)?;
+        let mut grafts = Vec::new();
+        if config.recursive {
+            // Asked after the snapshot was taken, so every child listed is in it.
+            let children = nas.child_datasets(&config.dataset).map_err(|e| plugin_error(&e))?;
+            let (planned, warnings) = graft::plan(&config.dataset, mountpoint, base, name, &children);
+            for warning in warnings {
+                log(plugin_sdk::log::Level::Warn, &warning);
+            }
+            grafts = planned;
+        }
+        let mut tree = GraftTree::new(tree, &root, grafts);
+        for (graft, covered) in tree.drop_uncovered() {
+            log(
+                plugin_sdk::log::Level::Warn,
+                &format!(
+                    "child dataset {} (mounted at {}) is not backed up: {covered} is not a directory in the snapshot \
+                     of its parent",
+                    graft.dataset, graft.mountpoint
+                ),
+            );
+        }
+        for graft in tree.grafts() {
+            let place =
+                Place { dataset: &graft.dataset, mountpoint: &graft.mountpoint, base: &graft.base, root: &graft.root };
+            check_reachable(config, tree.inner(), &place)?;
+            log(plugin_sdk::log::Level::Debug, &format!("child dataset {} is read from {}", graft.dataset, graft.root));
         }
         Walker::new(tree, root.as_bytes(), Excludes::new(&[])?)
     }
@@ -256,29 +290,49 @@ impl DatasetSession {
     }
 }
 
+/// A dataset's snapshot as it is read here.
+struct Place<'a> {
+    dataset: &'a str,
+    /// On the NAS.
+    mountpoint: &'a str,
+    /// Where the mountpoint is read here (`local_path`, or under it for a child).
+    base: &'a str,
+    /// `<base>/.zfs/snapshot/<name>`.
+    root: &'a str,
+}
+
+/// The snapshot's directory must be a directory we can read.
+fn check_reachable(config: &Config, tree: &SnapTree, place: &Place) -> Result<(), PluginError> {
+    let meta = tree.lstat(place.root.as_bytes()).map_err(|e| not_reachable(config, place, &e))?;
+    if meta.kind != EntryKind::Directory {
+        return Err(not_reachable(config, place, &PluginError::Io("not a directory".into())));
+    }
+    Ok(())
+}
+
 /// The snapshot's directory cannot be read: say why and how to fix it.
-fn not_reachable(config: &Config, mountpoint: &str, root: &str, e: &PluginError) -> PluginError {
+fn not_reachable(config: &Config, place: &Place, e: &PluginError) -> PluginError {
+    let Place { dataset, mountpoint, base, root } = *place;
     let reason = plugin_tree_walk::reason(e, root);
     let text = match config.access {
         Access::Local => {
-            let base = config.local_path.as_deref().unwrap_or(mountpoint);
+            let hint = match (&config.local_path, dataset == config.dataset) {
+                (Some(_), true) => " (local_path)",
+                (Some(_), false) => " (under local_path, as on the NAS under the parent's mountpoint)",
+                (None, _) => " (set local_path if it is mounted elsewhere)",
+            };
             format!(
-                "the snapshot's files at {root} are not reachable ({reason}). The dataset (mounted at {mountpoint} \
-                 on the NAS) must be visible here at {base}{}, with its .zfs directory. Inside a container, \
-                 .zfs/snapshot is an automount that often fails (\"Too many levels of symbolic links\" or an empty \
-                 directory): bind-mount the dataset with rshared propagation (docker: --mount \
+                "the snapshot's files at {root} are not reachable ({reason}). The dataset {dataset} (mounted at \
+                 {mountpoint} on the NAS) must be visible here at {base}{hint}, with its .zfs directory. Inside a \
+                 container, .zfs/snapshot is an automount that often fails (\"Too many levels of symbolic links\" or \
+                 an empty directory): bind-mount the dataset with rshared propagation (docker: --mount \
                  type=bind,source={mountpoint},target={base},readonly,bind-propagation=rshared) and set local_path, \
-                 or use access = \"sftp\" to read the snapshot over SFTP from the NAS",
-                if config.local_path.is_some() {
-                    " (local_path)"
-                } else {
-                    " (set local_path if it is mounted elsewhere)"
-                }
+                 or use access = \"sftp\" to read the snapshot over SFTP from the NAS"
             )
         }
         Access::Sftp => format!(
-            "the snapshot's files at {root} are not reachable over SFTP ({reason}): check that ssh_user may read \
-             the dataset and that the dataset's snapdir is reachable"
+            "the snapshot's files of dataset {dataset} at {root} are not reachable over SFTP ({reason}): check \
+             that ssh_user may read the dataset and that the dataset's snapdir is reachable"
         ),
     };
     match e {

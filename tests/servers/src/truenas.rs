@@ -21,9 +21,15 @@
 //! exists"), of a missing dataset EFAULT ("… dataset does not exist");
 //! deleting a missing snapshot is `InstanceNotFound` (ENOENT).
 //!
-//! Datasets are directories under `root_dir` ([`FakeTrueNas::add_dataset`]).
-//! A snapshot is faked by copying the mountpoint (without any `.zfs`) into
-//! `<mountpoint>/.zfs/snapshot/<name>/`; deleting it removes that copy.
+//! Datasets are directories under `root_dir` ([`FakeTrueNas::add_dataset`]),
+//! or elsewhere ([`FakeTrueNas::add_dataset_at`]), or not mounted
+//! ([`FakeTrueNas::add_unmounted_dataset`]: `mountpoint` `null` or
+//! `"legacy"`). `pool.dataset.query` takes middleware's filters (REST:
+//! `?id__^=tank/data/`, `extra.*` ignored). A snapshot is faked as ZFS
+//! shows one: the dataset's mountpoint copied (without any `.zfs`) into
+//! `<mountpoint>/.zfs/snapshot/<name>/`, where another dataset mounted inside
+//! it is an empty directory; a recursive one copies each descendant into its
+//! own `<its mountpoint>/.zfs/snapshot/<name>/`. Deleting removes the copies.
 //! Every call is recorded ([`FakeTrueNas::calls`]), and after each snapshot
 //! created over JSON-RPC a `collection_update` notification is sent first, as
 //! a subscribed middleware would, so clients must skip notifications.
@@ -118,7 +124,7 @@ struct Snapshot {
 struct State {
     generation: Generation,
     api_key: String,
-    datasets: BTreeMap<String, PathBuf>,
+    datasets: BTreeMap<String, Mountpoint>,
     snapshots: BTreeMap<String, Snapshot>,
     txg: u64,
     calls: Vec<Call>,
@@ -128,6 +134,34 @@ struct State {
     after_snapshot: Option<Hook>,
     /// Deletes fail as a busy dataset does (see [`FakeTrueNas::refuse_deletes`]).
     refuse_deletes: bool,
+}
+
+/// Where a fake dataset is mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mountpoint {
+    /// Mounted at this directory (`mountpoint` is the path).
+    At(PathBuf),
+    /// Not mounted (`canmount=off`, `mountpoint=none`): `mountpoint` is `null`.
+    Unmounted,
+    /// `mountpoint=legacy`: mounted by fstab, if at all; `mountpoint` is `"legacy"`.
+    Legacy,
+}
+
+impl Mountpoint {
+    fn path(&self) -> Option<&Path> {
+        match self {
+            Mountpoint::At(path) => Some(path),
+            Mountpoint::Unmounted | Mountpoint::Legacy => None,
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            Mountpoint::At(path) => json!(path.to_string_lossy()),
+            Mountpoint::Unmounted => Value::Null,
+            Mountpoint::Legacy => json!("legacy"),
+        }
+    }
 }
 
 /// A test's code run after a snapshot is taken: (dataset, its mountpoint).
@@ -353,10 +387,22 @@ impl FakeTrueNas {
     /// Creates dataset `name` (e.g. `tank/data`) with its mountpoint
     /// `<root_dir>/<name>` (made if missing), and returns the mountpoint.
     pub fn add_dataset(&self, name: &str) -> PathBuf {
-        let mountpoint = self.root.join(name);
-        fs::create_dir_all(&mountpoint).expect("create the mountpoint");
-        lock(&self.state).datasets.insert(name.to_owned(), mountpoint.clone());
-        mountpoint
+        self.add_dataset_at(name, &self.root.join(name))
+    }
+
+    /// Creates dataset `name` mounted at `mountpoint` (made if missing),
+    /// which may lie outside its parent's mountpoint, and returns it.
+    pub fn add_dataset_at(&self, name: &str, mountpoint: &Path) -> PathBuf {
+        fs::create_dir_all(mountpoint).expect("create the mountpoint");
+        lock(&self.state).datasets.insert(name.to_owned(), Mountpoint::At(mountpoint.to_owned()));
+        mountpoint.to_owned()
+    }
+
+    /// Creates dataset `name` that is not mounted (`legacy`: with
+    /// `mountpoint=legacy`); its snapshots have no files to read.
+    pub fn add_unmounted_dataset(&self, name: &str, legacy: bool) {
+        let mount = if legacy { Mountpoint::Legacy } else { Mountpoint::Unmounted };
+        lock(&self.state).datasets.insert(name.to_owned(), mount);
     }
 
     /// Every call so far, in order.
@@ -714,16 +760,42 @@ async fn rest_call(request: Request<Incoming>, rest: String, state: Shared) -> R
     }
 }
 
-/// REST query parameters as equality filters (`?dataset=tank/data`).
+/// REST query parameters as middleware's REST layer reads them
+/// (`restful.py`): `field=value` is `=`, `field__op=value` takes `op` through
+/// its map (`eq`, `neq`, `gt`, `lt`, `gte`, `lte`, `regex`) or as it is
+/// (`id__^=tank/data/`); digits are numbers, `true`/`false`/`null` their
+/// JSON values; `limit`, `offset`, `count`, `sort` and `extra.*` are
+/// options, not filters.
 fn query_filters(query: &str) -> Value {
+    let decode = |text: &str| percent_decode_str(&text.replace('+', " ")).decode_utf8_lossy().into_owned();
     let filters: Vec<Value> = query
         .split('&')
         .filter(|p| !p.is_empty())
         .filter_map(|pair| pair.split_once('='))
-        .filter(|(key, _)| !matches!(*key, "limit" | "offset" | "sort" | "count"))
+        .map(|(key, value)| (decode(key), decode(value)))
+        .filter(|(key, _)| !matches!(key.as_str(), "limit" | "offset" | "sort" | "count") && !key.starts_with("extra."))
         .map(|(key, value)| {
-            let value = percent_decode_str(&value.replace('+', " ")).decode_utf8_lossy().into_owned();
-            json!([key, "=", value])
+            let (field, op) = key.split_once("__").unwrap_or((key.as_str(), "="));
+            let op = match op {
+                "eq" => "=",
+                "neq" => "!=",
+                "gt" => ">",
+                "lt" => "<",
+                "gte" => ">=",
+                "lte" => "<=",
+                "regex" => "~",
+                other => other,
+            };
+            let value = match value.as_str() {
+                v if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                    v.parse().map_or(json!(v), |n: u64| json!(n))
+                }
+                v if v.eq_ignore_ascii_case("true") => json!(true),
+                v if v.eq_ignore_ascii_case("false") => json!(false),
+                v if v.eq_ignore_ascii_case("null") => Value::Null,
+                v => json!(v),
+            };
+            json!([field, op, value])
         })
         .collect();
     Value::Array(filters)
@@ -736,7 +808,7 @@ impl State {
             .map(|(name, mountpoint)| {
                 json!({
                     "id": name, "name": name, "pool": name.split('/').next().unwrap_or(name),
-                    "type": "FILESYSTEM", "mountpoint": mountpoint.to_string_lossy(),
+                    "type": "FILESYSTEM", "mountpoint": mountpoint.json(),
                     "encrypted": false, "children": [],
                 })
             })
@@ -748,14 +820,14 @@ impl State {
     }
 
     fn create(&mut self, dataset: &str, name: &str, recursive: bool) -> Result<Value, Failure> {
-        let Some(mountpoint) = self.datasets.get(dataset).cloned() else {
+        if !self.datasets.contains_key(dataset) {
             // middleware's do_create: any libzfs error but "already exists" is EFAULT.
             return Err(Failure::call(
                 14,
                 "EFAULT",
                 format!("Failed to snapshot {dataset}@{name}: cannot open '{dataset}': dataset does not exist"),
             ));
-        };
+        }
         if name.is_empty() || name.contains(['@', '/', ' ']) {
             return Err(Failure::invalid("snapshot_create.name", "Invalid snapshot name"));
         }
@@ -763,17 +835,23 @@ impl State {
         if self.snapshots.contains_key(&id) {
             return Err(Failure::call(17, "EEXIST", format!("Failed to snapshot {id}: dataset already exists")));
         }
-        let mut targets = vec![(dataset.to_owned(), mountpoint)];
-        if recursive {
-            let children = format!("{dataset}/");
-            targets.extend(
-                self.datasets.iter().filter(|(n, _)| n.starts_with(&children)).map(|(n, m)| (n.clone(), m.clone())),
-            );
-        }
-        for (ds, mp) in targets {
-            let target = mp.join(".zfs").join("snapshot").join(name);
-            if let Err(e) = copy_tree(&mp, &target) {
-                return Err(Failure::call(14, "EFAULT", format!("Failed to snapshot {ds}@{name}: {e}")));
+        let children = format!("{dataset}/");
+        let targets: Vec<(String, Mountpoint)> = self
+            .datasets
+            .iter()
+            .filter(|(n, _)| *n == dataset || (recursive && n.starts_with(&children)))
+            .map(|(n, m)| (n.clone(), m.clone()))
+            .collect();
+        // As ZFS: a dataset's snapshot holds its own files only; another
+        // dataset mounted inside it is an empty directory there.
+        let mounts: Vec<PathBuf> = self.datasets.values().filter_map(|m| m.path().map(Path::to_owned)).collect();
+        for (ds, mount) in targets {
+            if let Some(mp) = mount.path() {
+                let target = mp.join(".zfs").join("snapshot").join(name);
+                let inner: Vec<PathBuf> = mounts.iter().filter(|m| *m != mp && m.starts_with(mp)).cloned().collect();
+                if let Err(e) = copy_tree(mp, &target, &inner) {
+                    return Err(Failure::call(14, "EFAULT", format!("Failed to snapshot {ds}@{name}: {e}")));
+                }
             }
             self.txg += 1;
             let snap_id = format!("{ds}@{name}");
@@ -781,7 +859,7 @@ impl State {
             self.created.push(snap_id);
         }
         if let Some(hook) = &self.after_snapshot {
-            let mountpoint = self.datasets[dataset].clone();
+            let mountpoint = self.datasets[dataset].path().map(Path::to_owned).unwrap_or_default();
             hook(dataset, &mountpoint);
         }
         Ok(snapshot_entry(&id, &self.snapshots[&id]))
@@ -806,7 +884,7 @@ impl State {
         }
         for id in ids {
             let Some(s) = self.snapshots.remove(&id) else { continue };
-            if let Some(mountpoint) = self.datasets.get(&s.dataset) {
+            if let Some(mountpoint) = self.datasets.get(&s.dataset).and_then(Mountpoint::path) {
                 let _ = fs::remove_dir_all(mountpoint.join(".zfs").join("snapshot").join(&s.name));
             }
             self.deleted.push(id);
@@ -825,11 +903,17 @@ fn snapshot_entry(id: &str, s: &Snapshot) -> Value {
     })
 }
 
-/// Copies `from` into `to` (made fresh): directories, files (with their
-/// permissions and modification times) and symlinks as links; `.zfs` is
-/// left out at every level.
-fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+/// Copies `from` into `to` (made fresh, with `from`'s permissions):
+/// directories, files (with their permissions and modification times) and
+/// symlinks as links; `.zfs` is left out at every level, and the directories
+/// in `mounts` (other datasets' mountpoints) are copied as empty directories.
+fn copy_tree(from: &Path, to: &Path, mounts: &[PathBuf]) -> io::Result<()> {
     fs::create_dir_all(to)?;
+    fs::set_permissions(to, fs::metadata(from)?.permissions())?;
+    copy_contents(from, to, mounts)
+}
+
+fn copy_contents(from: &Path, to: &Path, mounts: &[PathBuf]) -> io::Result<()> {
     for entry in fs::read_dir(from)? {
         let entry = entry?;
         if entry.file_name() == ".zfs" {
@@ -840,8 +924,13 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
         let meta = fs::symlink_metadata(&source)?;
         if meta.file_type().is_symlink() {
             std::os::unix::fs::symlink(fs::read_link(&source)?, &target)?;
+        } else if mounts.contains(&source) {
+            // What ZFS shows of the parent under a mount: the directory the
+            // mount hides, here empty and with default permissions.
+            fs::create_dir(&target)?;
         } else if meta.is_dir() {
-            copy_tree(&source, &target)?;
+            fs::create_dir(&target)?;
+            copy_contents(&source, &target, mounts)?;
             fs::set_permissions(&target, meta.permissions())?;
         } else if meta.is_file() {
             fs::copy(&source, &target)?;
@@ -862,6 +951,9 @@ mod tests {
         assert!(!matches_filters(&entry, &json!([["dataset", "=", "tank/b"]])));
         assert!(matches_filters(&entry, &json!([["id", "in", ["x", "tank/a@orch-1"]]])));
         assert!(matches_filters(&entry, &json!([])));
+        let filters = query_filters("id__%5E=tank%2Fdata%2F&extra.flat=true&limit=5&dataset=tank/a");
+        assert_eq!(filters, json!([["id", "^", "tank/data/"], ["dataset", "=", "tank/a"]]));
+        assert!(matches_filters(&json!({"id": "tank/data/x"}), &filters.as_array().unwrap()[..1].into()));
     }
 
     #[test]
@@ -872,10 +964,12 @@ mod tests {
         fs::create_dir_all(src.join(".zfs/snapshot/old")).unwrap();
         fs::write(src.join("sub/f"), b"x").unwrap();
         std::os::unix::fs::symlink("sub/f", src.join("link")).unwrap();
-        copy_tree(&src, &src.join(".zfs/snapshot/new")).unwrap();
+        fs::create_dir_all(src.join("child/inside")).unwrap();
+        copy_tree(&src, &src.join(".zfs/snapshot/new"), &[src.join("child")]).unwrap();
         let copy = src.join(".zfs/snapshot/new");
         assert_eq!(fs::read(copy.join("sub/f")).unwrap(), b"x");
         assert_eq!(fs::read_link(copy.join("link")).unwrap(), Path::new("sub/f"));
         assert!(!copy.join(".zfs").exists());
+        assert!(copy.join("child").is_dir() && !copy.join("child/inside").exists(), "a mount inside is left empty");
     }
 }
