@@ -76,6 +76,57 @@ fn text_shrinks_and_random_data_is_stored_not_grown_much() {
     assert!(out.len() < m.len() * 3 / 4, "mixed data did not shrink: {}", out.len());
 }
 
+/// Small files as a tar stream lays them out: random and text alternating
+/// every few KiB, so most blocks mix both.
+fn small_files(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut i = 0u64;
+    while out.len() < len {
+        let run = 1_000 + (i * 7_919 % 15_000) as usize;
+        let chunk = if i.is_multiple_of(2) { text(run) } else { random(run, i + 100) };
+        out.extend_from_slice(&chunk[..run.min(len - out.len())]);
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn noise_between_small_text_files_is_stored_and_the_text_still_shrinks() {
+    let data = small_files(6 * BLOCK + 123);
+    let noise: usize = {
+        // What the random runs add up to: the floor of any output.
+        let mut total = 0;
+        let mut at = 0;
+        let mut i = 0u64;
+        while at < data.len() {
+            let run = (1_000 + (i * 7_919 % 15_000) as usize).min(data.len() - at);
+            if !i.is_multiple_of(2) {
+                total += run;
+            }
+            at += run;
+            i += 1;
+        }
+        total
+    };
+    // The 14th run is random and 13,947 bytes long: its middle is stored as it is.
+    let run_start: usize = (0..13u64).map(|i| 1_000 + (i * 7_919 % 15_000) as usize).sum();
+    let middle = &data[run_start + 4_000..run_start + 5_000];
+    for (level, threads) in [(1, 2), (6, 1)] {
+        let stream = deflate(&data, level, threads);
+        assert!(inflate(&stream) == data, "level {level}");
+        assert!(stream.windows(middle.len()).any(|w| w == middle), "level {level}: the random run was not stored");
+        // Random runs cost about their size, text about nothing.
+        assert!(stream.len() < noise + noise / 10, "level {level}: {} for {noise} bytes of noise", stream.len());
+    }
+    // Runs at the edges of segments and blocks.
+    let mut data = text(20_000);
+    data.extend(random(3 * 4096, 5));
+    data.extend(text(20_000));
+    data.extend(random(BLOCK, 6));
+    let stream = deflate(&data, 1, 1);
+    assert!(inflate(&stream) == data);
+}
+
 #[test]
 fn gzip_members_read_by_gzip_and_python() {
     let data = mixed(3 * BLOCK + 12_345);
