@@ -14,3 +14,6 @@ fn main() -> ExitCode {
     let code = runtime.block_on(orchestrator::commands::dispatch(cli.command));
     ExitCode::from(code)
 }
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
