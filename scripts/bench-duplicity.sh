@@ -7,6 +7,10 @@
 # Times: full backup, incremental with nothing changed, incremental after 1%
 # changed, full restore of the latest state. Prints seconds, ratios
 # (theirs / ours), stored sizes and our peak memory.
+# The full backup and the restore, the steps that take seconds, are run
+# BENCH_RUNS times (default 3) for every tool, from scratch each time, and the
+# median is shown: one run on a small VM varies by a tenth. The incrementals
+# run once (a second run would be a different incremental).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -68,11 +72,25 @@ EOT
 # Seconds of one command; its peak RSS (KiB) goes to $work/rss.
 t() {
     local s=$(date +%s.%N)
-    /usr/bin/time -f %M -o "$work/rss" "$@" >/dev/null 2>"$work/last.err" || { cat "$work/last.err"; exit 1; }
+    /usr/bin/time -f %M -o "$work/rss" "$@" >/dev/null 2>"$work/last.err" || { cat "$work/last.err" >&2; exit 1; }
     python3 -c "print(f'{$(date +%s.%N) - $s:.2f}')"
 }
-peak=0
-track() { local r; r=$(cat "$work/rss"); [ "$r" -gt "$peak" ] && peak=$r; true; }
+# The largest peak so far, in a file: medians run in subshells.
+echo 0 > "$work/peak"
+track() { local r; r=$(cat "$work/rss"); [ "$r" -gt "$(cat "$work/peak")" ] && echo "$r" > "$work/peak"; true; }
+runs=${BENCH_RUNS:-3}
+# The median seconds of $runs runs of a command, each after `$1` (a cleanup
+# function); our peak memory is tracked over all of ours.
+median() {
+    local prepare=$1; shift
+    local times=()
+    for _ in $(seq "$runs"); do
+        "$prepare"
+        times+=("$(t "$@")")
+        if [ "$1" = "$bin" ]; then track; fi
+    done
+    printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+}
 
 # 1% of the data: 100 small files rewritten and 8 MiB inside a large file.
 change_one_percent() {
@@ -92,17 +110,19 @@ PY
 # timings are of backups, not of compiling.
 "$bin" validate "$work/p.toml" >/dev/null
 sync
-ours_full=$(t "$bin" --log warn run "$work/p.toml"); track
+fresh_ours() { rm -rf "$work/ours" "$work/ours-cache"; }
+fresh_dup() { rm -rf "$work/dup" "$work/dup-cache"; }
+fresh_restic() { rm -rf "$work/restic"; restic init >/dev/null; }
+ours_full=$(median fresh_ours "$bin" --log warn run "$work/p.toml")
 sleep 1
 ours_idle=$(t "$bin" --log warn run "$work/p.toml"); track
 
 dup=("$dup3" --volsize 200 --archive-dir "$work/dup-cache")
-dup_full=$(t "${dup[@]}" full "$work/data" "file://$work/dup")
+dup_full=$(median fresh_dup "${dup[@]}" full "$work/data" "file://$work/dup")
 dup_idle=$(t "${dup[@]}" incremental "$work/data" "file://$work/dup")
 
 export RESTIC_PASSWORD=bench RESTIC_REPOSITORY=$work/restic
-restic init >/dev/null
-restic_full=$(t restic backup "$work/data")
+restic_full=$(median fresh_restic restic backup "$work/data")
 restic_idle=$(t restic backup "$work/data")
 
 change_one_percent
@@ -111,13 +131,12 @@ ours_inc=$(t "$bin" --log warn run "$work/p.toml"); track
 dup_inc=$(t "${dup[@]}" incremental "$work/data" "file://$work/dup")
 restic_inc=$(t restic backup "$work/data")
 
-ours_restore=$(t "$bin" --log warn restore "$work/p.toml" --source data --to "$work/ours-restored"); track
+clear_restored() { rm -rf "$work/ours-restored" "$work/dup-restored" "$work/restic-restored"; }
+ours_restore=$(median clear_restored "$bin" --log warn restore "$work/p.toml" --source data --to "$work/ours-restored")
 diff -rq "$work/data" "$work/ours-restored" >/dev/null || { echo "our restore differs!"; exit 1; }
-rm -rf "$work/ours-restored"
-dup_restore=$(t "${dup[@]}" restore "file://$work/dup" "$work/dup-restored")
-rm -rf "$work/dup-restored"
-restic_restore=$(t restic restore latest --target "$work/restic-restored")
-rm -rf "$work/restic-restored"
+dup_restore=$(median clear_restored "${dup[@]}" restore "file://$work/dup" "$work/dup-restored")
+restic_restore=$(median clear_restored restic restore latest --target "$work/restic-restored")
+clear_restored
 
 python3 - <<PY
 rows = [
@@ -130,6 +149,7 @@ print(f"{'':16}{'ours':>8}{'duplicity':>11}{'restic':>9}{'dup/ours':>10}{'restic
 for name, o, d, r in rows:
     print(f"{name:16}{o:>7.2f}s{d:>10.2f}s{r:>8.2f}s{d/o:>9.1f}x{r/o:>12.1f}x")
 PY
-echo "our peak memory: $((peak / 1024)) MiB"
+echo "full backup and restore: median of $runs runs each"
+echo "our peak memory: $(($(cat "$work/peak") / 1024)) MiB"
 du -sh "$work/ours" "$work/dup" "$work/restic" | sed 's/^/stored: /'
 rm -rf "$work"
