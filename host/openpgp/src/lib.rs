@@ -40,4 +40,4 @@ mod seal;
 pub use error::Error;
 pub use keys::{OpenKey, Passphrase, PublicKey, SealKey, SecretKey, read_public_keys, read_secret_key};
 pub use open::{HOLDBACK, Opened, open};
-pub use seal::{Sealer, SealingKey};
+pub use seal::{OwnedWrite, Sealer, SealingKey};

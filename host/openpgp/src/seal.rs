@@ -22,8 +22,15 @@ use crate::{
     keys::{Component, PublicKey, SealKey},
 };
 
-/// Plaintext bytes per chunk handed to the encryption thread.
+/// Plaintext bytes per chunk handed to the encryption thread: a power of two, so a chunk
+/// is one partial body of the SEIPD packet and goes out without being copied.
 const CHUNK: usize = 256 * 1024;
+/// Room in front of each chunk for what precedes it in the SEIPD packet: its tag and partial
+/// length, and before the first chunk the version byte and the encrypted random prefix.
+const HEADROOM: usize = 24;
+/// What the first chunk's piece of the SEIPD body carries before its plaintext: the version
+/// byte and the 18-byte prefix.
+const FIRST_BODY: usize = 1 + 18;
 /// Chunks in flight to the encryption thread.
 const QUEUE_DEPTH: usize = 4;
 /// Coded S2K count 255 = 65,011,712 bytes hashed: what GnuPG 2.2 uses (spec §5.1). A sealed
@@ -142,6 +149,23 @@ impl fmt::Debug for SealingKey {
     }
 }
 
+/// A [`Write`] that can also take a whole buffer, so the sealer hands its encrypted chunks
+/// on without copying them. The default copies; storage takes the buffer.
+pub trait OwnedWrite: Write {
+    /// Writes `buf[start..]`, taking the buffer.
+    fn write_owned(&mut self, buf: Vec<u8>, start: usize) -> io::Result<()> {
+        self.write_all(&buf[start..])
+    }
+}
+
+impl OwnedWrite for Vec<u8> {}
+
+impl<T: OwnedWrite + ?Sized> OwnedWrite for &mut T {
+    fn write_owned(&mut self, buf: Vec<u8>, start: usize) -> io::Result<()> {
+        (**self).write_owned(buf, start)
+    }
+}
+
 /// One packet of unknown length written with partial body lengths: full chunks as they fill,
 /// the rest with a definite length at [`PacketWriter::finish`].
 struct PacketWriter<W: Write> {
@@ -172,6 +196,27 @@ impl<W: Write> PacketWriter<W> {
         // 224 + n announces a partial body of 2^n bytes.
         self.out.write_all(&[224 + PARTIAL.trailing_zeros() as u8])?;
         self.out.write_all(chunk)
+    }
+
+    /// Writes `chunk[body..]`, a power of two of at least 512 bytes, as the next partial
+    /// body without copying it: the headers go into the two bytes before `body`. Only when
+    /// nothing is buffered (else the bytes would go out of order); `Err(chunk)` otherwise.
+    fn partial_owned(&mut self, mut chunk: Vec<u8>, body: usize) -> Result<io::Result<()>, Vec<u8>>
+    where
+        W: OwnedWrite,
+    {
+        let n = chunk.len() - body;
+        if !self.buf.is_empty() || !n.is_power_of_two() || n < 512 || n > 1 << 30 || body < 2 {
+            return Err(chunk);
+        }
+        let mut start = body - 1;
+        chunk[start] = 224 + n.trailing_zeros() as u8;
+        if !self.started {
+            self.started = true;
+            start -= 1;
+            chunk[start] = 0xc0 | u8::from(self.tag);
+        }
+        Ok(self.out.write_owned(chunk, start))
     }
 
     fn finish(mut self) -> io::Result<W> {
@@ -235,19 +280,37 @@ const MDC_HEADER: [u8; 2] = [0xD3, 0x14];
 /// The MDC (SHA-1 over the random prefix, the plaintext and the MDC header) is hashed here,
 /// on the writer's thread, so the encryption thread does AES alone: CFB encryption is serial,
 /// and for incompressible data it is what limits how fast a message is sealed.
+///
+/// Chunks are cut so that each is one partial body of the SEIPD packet: [`CHUNK`] bytes of
+/// body, the first less [`FIRST_BODY`] for the version and prefix that precede it. Each has
+/// [`HEADROOM`] bytes in front for those headers.
 struct ChunkSender {
     tx: Option<SyncSender<Chunk>>,
     buf: Vec<u8>,
+    /// Plaintext bytes the current chunk holds when full.
+    limit: usize,
     mdc: Sha1,
 }
 
+fn fresh_chunk(limit: usize) -> Vec<u8> {
+    let mut chunk = Vec::with_capacity(HEADROOM + limit);
+    chunk.resize(HEADROOM, 0);
+    chunk
+}
+
 impl ChunkSender {
+    fn new(tx: SyncSender<Chunk>, mdc: Sha1) -> ChunkSender {
+        let limit = CHUNK - FIRST_BODY;
+        ChunkSender { tx: Some(tx), buf: fresh_chunk(limit), limit, mdc }
+    }
+
     fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
+        if self.buf.len() == HEADROOM {
             return Ok(());
         }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.mdc.update(&chunk);
+        self.limit = CHUNK;
+        let chunk = std::mem::replace(&mut self.buf, fresh_chunk(CHUNK));
+        self.mdc.update(&chunk[HEADROOM..]);
         match self.tx.as_ref().map(|tx| tx.send(Chunk::Data(chunk))) {
             Some(Ok(())) => Ok(()),
             _ => Err(io::Error::other(STOPPED)),
@@ -268,17 +331,17 @@ impl ChunkSender {
 const STOPPED: &str = "the OpenPGP encryption thread stopped";
 
 impl Write for ChunkSender {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.buf.is_empty() && data.len() >= CHUNK {
-            self.buf = data.to_vec();
-            self.send()?;
-            return Ok(data.len());
+    fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
+        let n = data.len();
+        while !data.is_empty() {
+            let take = (self.limit + HEADROOM - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() == self.limit + HEADROOM {
+                self.send()?;
+            }
         }
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(data.len())
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -337,13 +400,13 @@ impl Plaintext {
 /// - Dropping a `Sealer` without `finish` aborts the worker: it stops without writing the
 ///   final packets, so `out` holds a truncated message that no OpenPGP implementation
 ///   accepts. The drop waits for the worker to stop; it neither hangs nor panics.
-pub struct Sealer<W: Write + Send + 'static> {
+pub struct Sealer<W: OwnedWrite + Send + 'static> {
     plaintext: Option<Plaintext>,
     worker: Option<JoinHandle<Result<W, Error>>>,
     failed: Option<Error>,
 }
 
-impl<W: Write + Send + 'static> Sealer<W> {
+impl<W: OwnedWrite + Send + 'static> Sealer<W> {
     /// Starts a message sealed with `key` (prepared for this one message), written to `out`.
     pub fn new(out: W, key: &SealKey) -> Result<Self, Error> {
         Self::with_key(out, &SealingKey::new(key)?)
@@ -363,7 +426,7 @@ impl<W: Write + Send + 'static> Sealer<W> {
         let worker = thread::Builder::new()
             .name("openpgp-sealer".into())
             .spawn(move || seal_worker(rx, esks, session_key, prefix, out))?;
-        let sender = ChunkSender { tx: Some(tx), buf: Vec::with_capacity(CHUNK), mdc };
+        let sender = ChunkSender::new(tx, mdc);
         let plaintext = Plaintext::new(sender, key.level)?;
         Ok(Sealer { plaintext: Some(plaintext), worker: Some(worker), failed: None })
     }
@@ -393,7 +456,7 @@ impl<W: Write + Send + 'static> Sealer<W> {
     }
 }
 
-impl<W: Write + Send + 'static> Write for Sealer<W> {
+impl<W: OwnedWrite + Send + 'static> Write for Sealer<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if let Some(err) = &self.failed {
             return Err(err.duplicate().into_io());
@@ -421,7 +484,7 @@ impl<W: Write + Send + 'static> Write for Sealer<W> {
     }
 }
 
-impl<W: Write + Send + 'static> Drop for Sealer<W> {
+impl<W: OwnedWrite + Send + 'static> Drop for Sealer<W> {
     fn drop(&mut self) {
         // Dropping the plaintext side closes the channel without `End`, which makes the
         // worker's reader fail and abort the message instead of completing a truncated one.
@@ -432,7 +495,7 @@ impl<W: Write + Send + 'static> Drop for Sealer<W> {
     }
 }
 
-impl<W: Write + Send + 'static> fmt::Debug for Sealer<W> {
+impl<W: OwnedWrite + Send + 'static> fmt::Debug for Sealer<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sealer").field("failed", &self.failed).finish_non_exhaustive()
     }
@@ -441,7 +504,7 @@ impl<W: Write + Send + 'static> fmt::Debug for Sealer<W> {
 /// Encrypts the plaintext chunks into one SEIPD v1 packet (RFC 4880 §5.13): AES-256 in CFB
 /// mode with a zero IV and no resynchronisation over the prefix, the plaintext and the MDC
 /// packet, each chunk encrypted in place.
-fn seal_worker<W: Write>(
+fn seal_worker<W: OwnedWrite>(
     rx: Receiver<Chunk>,
     esks: Vec<Esk>,
     session_key: RawSessionKey,
@@ -458,17 +521,30 @@ fn seal_worker<W: Write>(
     let mut cfb = cfb_mode::BufEncryptor::<aes::Aes256>::new_from_slices(session_key.as_ref(), &[0; 16])
         .map_err(|e| Error::Key(format!("cannot start encrypting: {e}")))?;
     drop(session_key);
-    // SEIPD version 1, then the encrypted prefix, data and MDC.
-    let mut seipd = PacketWriter::new(&mut out, Tag::SymEncryptedProtectedData, &[1]);
+    // SEIPD version 1, then the encrypted prefix, data and MDC. Whole chunks go out as
+    // partial bodies in their own buffers; anything else through the packet's buffer.
+    let mut seipd = PacketWriter::new(&mut out, Tag::SymEncryptedProtectedData, &[]);
     cfb.encrypt(&mut prefix);
-    seipd.write_all(&prefix)?;
+    let mut first = true;
     loop {
         match rx.recv() {
-            Ok(Chunk::Data(mut data)) => {
-                cfb.encrypt(&mut data);
-                seipd.write_all(&data)?;
+            Ok(Chunk::Data(mut chunk)) => {
+                cfb.encrypt(&mut chunk[HEADROOM..]);
+                let mut body = HEADROOM;
+                if std::mem::take(&mut first) {
+                    body -= FIRST_BODY;
+                    chunk[body] = 1;
+                    chunk[body + 1..HEADROOM].copy_from_slice(&prefix);
+                }
+                if let Err(chunk) = seipd.partial_owned(chunk, body) {
+                    seipd.write_all(&chunk[body..])?;
+                }
             }
             Ok(Chunk::End(hash)) => {
+                if std::mem::take(&mut first) {
+                    seipd.write_all(&[1])?;
+                    seipd.write_all(&prefix)?;
+                }
                 let mut mdc = [0u8; 22];
                 mdc[..2].copy_from_slice(&MDC_HEADER);
                 mdc[2..].copy_from_slice(&hash);
@@ -493,6 +569,15 @@ fn seal_worker<W: Write>(
 struct Deferred<W: Write> {
     out: W,
     header: Vec<u8>,
+}
+
+impl<W: OwnedWrite> OwnedWrite for Deferred<W> {
+    fn write_owned(&mut self, buf: Vec<u8>, start: usize) -> io::Result<()> {
+        if !self.header.is_empty() {
+            self.out.write_all(&std::mem::take(&mut self.header))?;
+        }
+        self.out.write_owned(buf, start)
+    }
 }
 
 impl<W: Write> Write for Deferred<W> {

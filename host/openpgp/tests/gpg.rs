@@ -259,6 +259,7 @@ fn a_dropped_sealer_leaves_a_message_nobody_accepts() {
             Ok(())
         }
     }
+    impl orchestrator_openpgp::OwnedWrite for Shared {}
     let mut sealer = Sealer::new(Shared(out.clone()), &SealKey::Passphrase("pw".into())).unwrap();
     sealer.write_all(&data(2_000_000)).unwrap();
     drop(sealer);

@@ -43,19 +43,20 @@ const STORE_BATCH: usize = 1 << 20;
 /// compressing and encrypting (for incompressible data, AES and the MDC alone
 /// keep one core busy).
 struct Stored {
-    tx: Option<SyncSender<Vec<u8>>>,
+    /// Buffers and where their bytes start.
+    tx: Option<SyncSender<(Vec<u8>, usize)>>,
     batch: Vec<u8>,
     worker: Option<JoinHandle<Result<Hashing, PluginError>>>,
 }
 
 impl Stored {
     fn start(mut hashing: Hashing) -> Result<Stored, PluginError> {
-        let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
+        let (tx, rx) = sync_channel::<(Vec<u8>, usize)>(QUEUE);
         let worker = std::thread::Builder::new()
             .name("object-store".into())
             .spawn(move || {
-                for batch in rx {
-                    hashing.write(&batch)?;
+                for (batch, start) in rx {
+                    hashing.write(&batch[start..])?;
                 }
                 Ok(hashing)
             })
@@ -65,7 +66,11 @@ impl Stored {
 
     fn send(&mut self) -> std::io::Result<()> {
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(STORE_BATCH));
-        match self.tx.as_ref().map(|tx| tx.send(batch)) {
+        self.send_owned(batch, 0)
+    }
+
+    fn send_owned(&mut self, buf: Vec<u8>, start: usize) -> std::io::Result<()> {
+        match self.tx.as_ref().map(|tx| tx.send((buf, start))) {
             Some(Ok(())) => Ok(()),
             // The worker stopped on an error, which says why (a full disk).
             _ => Err(std::io::Error::other(match self.join() {
@@ -108,6 +113,19 @@ impl Write for Stored {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// The sealer's encrypted chunks arrive whole: they go to the store thread as they are.
+impl orchestrator_openpgp::OwnedWrite for Stored {
+    fn write_owned(&mut self, buf: Vec<u8>, start: usize) -> std::io::Result<()> {
+        if buf.len() - start < STORE_BATCH / 16 {
+            return self.write_all(&buf[start..]);
+        }
+        if !self.batch.is_empty() {
+            self.send()?;
+        }
+        self.send_owned(buf, start)
     }
 }
 
