@@ -206,7 +206,7 @@ impl<W: Write> PacketWriter<W> {
         W: OwnedWrite,
     {
         let n = chunk.len() - body;
-        if !self.buf.is_empty() || !n.is_power_of_two() || n < 512 || n > 1 << 30 || body < 2 {
+        if !self.buf.is_empty() || !n.is_power_of_two() || !(512..=1 << 30).contains(&n) || body < 2 {
             return Err(chunk);
         }
         let mut start = body - 1;
