@@ -238,6 +238,26 @@ fn leftovers_are_swept_and_keep_snapshots_keeps_the_newest() {
 }
 
 #[test]
+fn api_user_logs_in_with_login_ex_and_a_wrong_user_is_named() {
+    let env = Env::new();
+    let nas = nas(Generation::V25_10);
+    let user = test_servers::truenas::API_KEY_USER;
+    let p = pipeline(&env, &nas, &format!("api_user = \"{user}\""));
+    let r = run(&env, &p, KEY);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let methods = nas.server.methods();
+    assert!(methods.iter().any(|m| m == "auth.login_ex"), "{methods:?}");
+    assert!(!methods.iter().any(|m| m == "auth.login_with_api_key"), "{methods:?}");
+    assert_released(&nas);
+
+    let p = pipeline(&env, &nas, "api_user = \"someone-else\"");
+    let r = run(&env, &p, KEY);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("\"someone-else\"") && r.stderr.contains("is it this user's key?"), "{}", r.all());
+    assert!(!r.all().contains(KEY), "{}", r.all());
+}
+
+#[test]
 fn wrong_key_missing_dataset_and_unreachable_nas_say_what_to_do() {
     for generation in [Generation::V24_10, Generation::V25_04] {
         let env = Env::new();

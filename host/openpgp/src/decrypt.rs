@@ -98,25 +98,22 @@ fn decrypt<B: BufRead, T: BufRead>(
     cfb.decrypt(&mut prefix);
     mdc.update(&prefix);
     // The last MDC_LEN bytes seen so far may be the MDC packet: they are released only once
-    // more data follows them.
+    // more data follows them, at the front of the next chunk (which has room for them, so
+    // no chunk is copied).
     let mut tail: Vec<u8> = Vec::with_capacity(MDC_LEN);
     loop {
-        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut chunk = Vec::with_capacity(MDC_LEN + CHUNK);
+        chunk.extend_from_slice(&tail);
+        let held = chunk.len();
         (&mut ciphertext).take(CHUNK as u64).read_to_end(&mut chunk).map_err(|e| classify_read(&e))?;
-        if chunk.is_empty() {
+        if chunk.len() == held {
             break;
         }
-        cfb.decrypt(&mut chunk);
-        // Plaintext ready to go: the old tail and all but the last MDC_LEN bytes of the chunk.
-        let keep = chunk.len().min(MDC_LEN);
-        let mut out = std::mem::take(&mut tail);
-        let released_from_tail = out.len().saturating_sub(MDC_LEN - keep);
-        tail = out.split_off(released_from_tail);
-        out.extend_from_slice(&chunk[..chunk.len() - keep]);
-        tail.extend_from_slice(&chunk[chunk.len() - keep..]);
-        if !out.is_empty() {
-            mdc.update(&out);
-            if tx.send(Ok(out)).is_err() {
+        cfb.decrypt(&mut chunk[held..]);
+        tail = chunk.split_off(chunk.len().saturating_sub(MDC_LEN));
+        if !chunk.is_empty() {
+            mdc.update(&chunk);
+            if tx.send(Ok(chunk)).is_err() {
                 // The reader is gone: nothing to do.
                 return Ok(());
             }

@@ -24,6 +24,10 @@ pub struct Config {
     pub api: String,
     /// The API key, a secret reference; the host sends it, the plugin never sees it.
     pub api_key: Secret,
+    /// The user the API key belongs to. With it, JSON-RPC logins (25.04 and
+    /// later) use `auth.login_ex` with `API_KEY_PLAIN`, the mechanism newer
+    /// releases keep; without it, `auth.login_with_api_key`.
+    pub api_user: Option<String>,
     /// The dataset, `pool/name` (`tank/media`), without `/mnt/`.
     pub dataset: String,
     /// Snapshot the child datasets too (atomically, with the same name).

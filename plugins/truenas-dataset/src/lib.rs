@@ -112,7 +112,7 @@ pub fn prefix_of(source: &str) -> String {
 
 fn connect(config: &Config) -> Result<TrueNas<WitTransport>, PluginError> {
     let transport = WitTransport::open(config)?;
-    TrueNas::connect(transport, None).map_err(|e| plugin_error(&e))
+    TrueNas::connect(transport, config.api_user.as_deref()).map_err(|e| plugin_error(&e))
 }
 
 /// Deletes our snapshots beyond the `keep` newest (`list` is oldest first).
