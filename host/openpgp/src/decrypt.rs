@@ -16,7 +16,8 @@ use std::{
     thread,
 };
 
-use cfb_mode::{BufDecryptor, cipher::KeyIvInit};
+use crate::cfb::CfbDecryptor;
+use aes::cipher::KeyInit;
 use pgp::crypto::sym::SymmetricKeyAlgorithm;
 use sha1::{Digest, Sha1};
 
@@ -30,9 +31,9 @@ const QUEUE: usize = 4;
 const MDC_LEN: usize = 22;
 
 enum Cfb {
-    Aes128(BufDecryptor<aes::Aes128>),
-    Aes192(BufDecryptor<aes::Aes192>),
-    Aes256(BufDecryptor<aes::Aes256>),
+    Aes128(CfbDecryptor<aes::Aes128>),
+    Aes192(CfbDecryptor<aes::Aes192>),
+    Aes256(CfbDecryptor<aes::Aes256>),
 }
 
 impl Cfb {
@@ -40,9 +41,15 @@ impl Cfb {
     fn new(alg: SymmetricKeyAlgorithm, key: &[u8]) -> Option<Cfb> {
         let iv = [0u8; 16];
         match alg {
-            SymmetricKeyAlgorithm::AES128 => BufDecryptor::new_from_slices(key, &iv).ok().map(Cfb::Aes128),
-            SymmetricKeyAlgorithm::AES192 => BufDecryptor::new_from_slices(key, &iv).ok().map(Cfb::Aes192),
-            SymmetricKeyAlgorithm::AES256 => BufDecryptor::new_from_slices(key, &iv).ok().map(Cfb::Aes256),
+            SymmetricKeyAlgorithm::AES128 => {
+                aes::Aes128::new_from_slice(key).ok().map(|c| Cfb::Aes128(CfbDecryptor::new(c, iv)))
+            }
+            SymmetricKeyAlgorithm::AES192 => {
+                aes::Aes192::new_from_slice(key).ok().map(|c| Cfb::Aes192(CfbDecryptor::new(c, iv)))
+            }
+            SymmetricKeyAlgorithm::AES256 => {
+                aes::Aes256::new_from_slice(key).ok().map(|c| Cfb::Aes256(CfbDecryptor::new(c, iv)))
+            }
             _ => None,
         }
     }
@@ -102,10 +109,24 @@ fn decrypt<B: BufRead, T: BufRead>(
     // no chunk is copied).
     let mut tail: Vec<u8> = Vec::with_capacity(MDC_LEN);
     loop {
-        let mut chunk = Vec::with_capacity(MDC_LEN + CHUNK);
+        // CHUNK in all: a size the allocator keeps ready. Filled from the input's buffer,
+        // so it is never zeroed first (as `read_to_end` would).
+        let mut chunk = Vec::with_capacity(CHUNK);
         chunk.extend_from_slice(&tail);
         let held = chunk.len();
-        (&mut ciphertext).take(CHUNK as u64).read_to_end(&mut chunk).map_err(|e| classify_read(&e))?;
+        while chunk.len() < CHUNK {
+            let available = match ciphertext.fill_buf() {
+                Ok(a) => a,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(classify_read(&e)),
+            };
+            if available.is_empty() {
+                break;
+            }
+            let n = available.len().min(CHUNK - chunk.len());
+            chunk.extend_from_slice(&available[..n]);
+            ciphertext.consume(n);
+        }
         if chunk.len() == held {
             break;
         }

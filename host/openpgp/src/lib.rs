@@ -31,6 +31,7 @@
 //! stream as failed when it sees the error, and must not act on what it read until it has
 //! seen end of file.
 
+mod cfb;
 mod decrypt;
 mod error;
 mod keys;

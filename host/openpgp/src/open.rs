@@ -158,6 +158,18 @@ impl Read for Opened {
         if out.is_empty() {
             return Ok(0);
         }
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// The releasable plaintext, without a copy: a caller that appends it to its own buffer
+/// saves the zeroing `read_to_end` does for readers it cannot see into.
+impl BufRead for Opened {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
         loop {
             if let Some(err) = &self.failed {
                 return Err(err.duplicate().into_io());
@@ -165,13 +177,14 @@ impl Read for Opened {
             let avail = self.end - self.start;
             let releasable = if self.eof { avail } else { avail.saturating_sub(HOLDBACK) };
             if releasable > 0 || self.eof {
-                let n = releasable.min(out.len());
-                out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
-                self.start += n;
-                return Ok(n);
+                return Ok(&self.buf[self.start..self.start + releasable]);
             }
             self.fill();
         }
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
     }
 }
 

@@ -282,13 +282,42 @@ pub struct Prefetch {
 impl Prefetch {
     const CHUNK: usize = 1 << 20;
 
+    /// Decode a reader that is not a `BufRead` (gzip).
     fn start(mut inner: Box<dyn Read + Send>) -> Result<Prefetch, PluginError> {
+        Self::start_with(move || crate::capabilities::fill_expecting(&mut inner, Self::CHUNK as u32, Self::CHUNK))
+    }
+
+    /// Decode a `BufRead` (an opened OpenPGP message): its buffer is appended
+    /// to each chunk, so no chunk is zeroed before it is filled.
+    fn start_buffered(mut inner: Box<dyn std::io::BufRead + Send>) -> Result<Prefetch, PluginError> {
+        Self::start_with(move || {
+            let mut chunk = Vec::with_capacity(Self::CHUNK);
+            while chunk.len() < Self::CHUNK {
+                let available = match inner.fill_buf() {
+                    Ok(a) => a,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                if available.is_empty() {
+                    break;
+                }
+                let n = available.len().min(Self::CHUNK - chunk.len());
+                chunk.extend_from_slice(&available[..n]);
+                inner.consume(n);
+            }
+            Ok(chunk)
+        })
+    }
+
+    fn start_with(
+        mut fill: impl FnMut() -> std::io::Result<Vec<u8>> + Send + 'static,
+    ) -> Result<Prefetch, PluginError> {
         let (tx, rx) = sync_channel(QUEUE);
         std::thread::Builder::new()
             .name("object-decoder".into())
             .spawn(move || {
                 loop {
-                    let chunk = crate::capabilities::fill_expecting(&mut inner, Self::CHUNK as u32, Self::CHUNK);
+                    let chunk = fill();
                     let end = matches!(&chunk, Ok(c) if c.is_empty()) || chunk.is_err();
                     // A closed queue means the reader was dropped: stop.
                     if tx.send(chunk).is_err() || end {
@@ -378,7 +407,7 @@ impl ObjectReader {
                 let key = keys.open_key(k)?;
                 let opened = orchestrator_openpgp::open(std::io::BufReader::with_capacity(1 << 20, raw), &key)
                     .map_err(|e| keys.describe_open_error(e))?;
-                ObjectReader::Decoded(Prefetch::start(Box::new(opened))?)
+                ObjectReader::Decoded(Prefetch::start_buffered(Box::new(opened))?)
             }
         })
     }
