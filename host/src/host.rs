@@ -274,9 +274,16 @@ impl Host {
         // The storage seals and opens OpenPGP objects with the sink's keys; the
         // cache holds plain objects only, so it gets none.
         let base = self.pipeline.file.parent().map(PathBuf::from).unwrap_or_default();
-        let keys = Arc::new(KeyRing::new(secrets.clone(), inst.config.clone(), base));
-        let storage = backend.map(|b| StorageCtx::new(b, source).with_keys(keys));
-        let cache = self.sink_cache(sink).map(|b| StorageCtx::new(Arc::new(b), source));
+        let cache_backend = self.sink_cache(sink).map(Arc::new);
+        let mut keys = KeyRing::new(secrets.clone(), inst.config.clone(), base);
+        if let Some(cache) = &cache_backend {
+            keys = keys.with_salt_store(
+                cache.clone(),
+                format!("{source}/{}s2k-salt", crate::capabilities::storage::RESERVED_PREFIX),
+            );
+        }
+        let storage = backend.map(|b| StorageCtx::new(b, source).with_keys(Arc::new(keys)));
+        let cache = cache_backend.map(|b| StorageCtx::new(b, source));
         let grants = Grants { read_paths: Vec::new(), secrets, storage, cache, config_values: Vec::new() };
         let mut snk =
             SinkInstance::new(&self.runtime, &self.plugin(inst), &Self::label(inst), grants, &Self::limits(inst))

@@ -66,12 +66,27 @@ impl SealingKey {
     ///
     /// Key problems (no recipients, an empty passphrase) are reported here.
     pub fn new(key: &SealKey) -> Result<SealingKey, Error> {
+        Self::with_salt(key, None)
+    }
+
+    /// [`SealingKey::new`], with the S2K salt given instead of drawn (for a passphrase).
+    ///
+    /// Messages that share a salt open with one derivation: a store that seals a chain
+    /// run after run with the salt of its first run costs a restore one derivation for the
+    /// whole chain, not one per run. The salt is public (every message carries it); its
+    /// job, keeping precomputed tables useless, is done as long as it is random once.
+    pub fn with_salt(key: &SealKey, salt: Option<[u8; 8]>) -> Result<SealingKey, Error> {
         let kind = match key {
             SealKey::Passphrase(p) if p.is_empty() => {
                 return Err(Error::Key("the passphrase is empty; refusing to seal with it".into()));
             }
             SealKey::Passphrase(p) => {
-                let s2k = StringToKey::new_iterated(rand::thread_rng(), HashAlgorithm::Sha256, S2K_COUNT);
+                let s2k = match salt {
+                    Some(salt) => {
+                        StringToKey::IteratedAndSalted { hash_alg: HashAlgorithm::Sha256, salt, count: S2K_COUNT }
+                    }
+                    None => StringToKey::new_iterated(rand::thread_rng(), HashAlgorithm::Sha256, S2K_COUNT),
+                };
                 let kek = s2k
                     .derive_key(p.as_bytes(), CIPHER.key_size())
                     .map_err(|e| Error::Key(format!("cannot derive a key from the passphrase: {}", describe(&e))))?;
@@ -83,6 +98,14 @@ impl SealingKey {
             SealKey::Recipients(keys) => Prepared::Recipients(keys.clone()),
         };
         Ok(SealingKey { kind, level: 6 })
+    }
+
+    /// The S2K salt of a passphrase key (`None` for recipients' keys).
+    pub fn salt(&self) -> Option<[u8; 8]> {
+        match &self.kind {
+            Prepared::Passphrase { s2k: StringToKey::IteratedAndSalted { salt, .. }, .. } => Some(*salt),
+            _ => None,
+        }
     }
 
     /// The deflate level of the ZIP packet: 1 is fastest, 9 smallest, 0 writes no compression

@@ -163,6 +163,28 @@ fn one_prepared_key_seals_many_messages_at_every_compression_level() {
 }
 
 #[test]
+fn a_given_salt_is_the_messages_salt_and_gpg_reads_it() {
+    if !gpg_available() {
+        return;
+    }
+    let gpg = Gpg::new();
+    let passphrase = SealKey::Passphrase("salted".into());
+    let drawn = SealingKey::new(&passphrase).unwrap().salt().unwrap();
+    let salt = [1, 2, 3, 4, 5, 6, 7, 8];
+    assert_ne!(drawn, salt);
+    let key = SealingKey::with_salt(&passphrase, Some(salt)).unwrap();
+    assert_eq!(key.salt(), Some(salt));
+    let plain = data(300_000);
+    let mut sealer = Sealer::with_key(Vec::new(), &key).unwrap();
+    sealer.write_all(&plain).unwrap();
+    let sealed = sealer.finish().unwrap();
+    assert!(gpg.run(&["--passphrase", "salted", "--decrypt"], &sealed) == plain);
+    let packets =
+        String::from_utf8_lossy(&gpg.run(&["--list-packets", "--passphrase", "salted"], &sealed)).into_owned();
+    assert!(packets.contains("salt 0102030405060708"), "{packets}");
+}
+
+#[test]
 fn we_open_what_gpg_encrypts_with_a_passphrase_and_every_compression() {
     if !gpg_available() {
         return;

@@ -443,4 +443,27 @@ mod tests {
             other => panic!("a wrong passphrase opened it: {other:?}"),
         }
     }
+
+    #[test]
+    fn every_run_seals_with_the_salt_the_cache_keeps_until_the_cache_is_gone() {
+        use crate::capabilities::secrets::{SecretValue, SecretsCtx};
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(Backend::from_url(&format!("file://{}", cache_dir.path().display())).unwrap());
+        let keys = wit::OpenpgpKeys { passphrase: Some("passphrase".into()), recipients: None, secret_key: None };
+        // A KeyRing per run, as each run starts the sink afresh.
+        let run = || {
+            let secrets = [("passphrase".to_string(), SecretValue::new("pw".into()))].into_iter().collect();
+            KeyRing::new(SecretsCtx::new(secrets, Default::default()), serde_json::json!({}), "/".into())
+                .with_salt_store(cache.clone(), "docs/.orchestrator-s2k-salt".into())
+                .sealing_key(&keys)
+                .unwrap()
+                .salt()
+                .unwrap()
+        };
+        let first = run();
+        assert_eq!(run(), first);
+        assert_eq!(run(), first);
+        std::fs::remove_dir_all(cache_dir.path().join("docs")).unwrap();
+        assert_ne!(run(), first, "a new cache draws a new salt");
+    }
 }

@@ -4,6 +4,7 @@
 //! the plugin.
 
 use crate::capabilities::secrets::SecretsCtx;
+use crate::capabilities::storage::Backend;
 use crate::runtime::bindings::PluginError;
 use crate::runtime::bindings::sink::orchestrator::plugin::storage::OpenpgpKeys;
 use orchestrator_openpgp::{OpenKey, SealKey, SealingKey};
@@ -32,6 +33,11 @@ pub struct KeyRing {
     /// the keys its S2K derivations gave (one per run that sealed a chain),
     /// and a secret key is parsed once.
     opening: Arc<Mutex<Option<(String, OpenKey)>>>,
+    /// Where the S2K salt of this sink's objects of one source is kept (an
+    /// object in the local cache): every run seals with the salt of the
+    /// first, so a restore of the chain derives the key once, not once per
+    /// run. Gone with the cache, a new salt is drawn.
+    salt_store: Option<(Arc<Backend>, String)>,
 }
 
 impl Default for KeyRing {
@@ -48,7 +54,31 @@ impl KeyRing {
             .get("compression_level")
             .and_then(serde_json::Value::as_u64)
             .map_or(DEFAULT_COMPRESSION_LEVEL, |l| l.min(9) as u32);
-        KeyRing { secrets, config, base, level, prepared: Arc::default(), opening: Arc::default() }
+        KeyRing { secrets, config, base, level, prepared: Arc::default(), opening: Arc::default(), salt_store: None }
+    }
+
+    /// Keep the S2K salt as object `name` of `store` (see the field).
+    pub fn with_salt_store(mut self, store: Arc<Backend>, name: String) -> KeyRing {
+        self.salt_store = Some((store, name));
+        self
+    }
+
+    fn stored_salt(&self) -> Option<[u8; 8]> {
+        let (store, name) = self.salt_store.as_ref()?;
+        let (bytes, _) = store.read_small(name).ok()??;
+        let text = std::str::from_utf8(&bytes).ok()?;
+        let mut salt = [0u8; 8];
+        hex::decode_to_slice(text.trim(), &mut salt).ok()?;
+        Some(salt)
+    }
+
+    fn store_salt(&self, salt: [u8; 8]) {
+        if let Some((store, name)) = &self.salt_store
+            && let Err(e) = store.replace(name, format!("{}\n", hex::encode(salt)).as_bytes())
+        {
+            // Only restores get slower: each run's sets then need a derivation of their own.
+            tracing::debug!("cannot keep the S2K salt in the cache: {e}");
+        }
     }
 
     /// Deflate level of compressed objects.
@@ -65,9 +95,13 @@ impl KeyRing {
         {
             return Ok(key.clone());
         }
-        let key = SealingKey::new(&self.seal_key(k)?)
+        let stored = self.stored_salt();
+        let key = SealingKey::with_salt(&self.seal_key(k)?, stored)
             .map_err(|e| PluginError::Config(format!("cannot encrypt with the configured key: {e}")))?
             .with_compression(self.level);
+        if let (None, Some(salt)) = (stored, key.salt()) {
+            self.store_salt(salt);
+        }
         *prepared = Some((id, key.clone()));
         Ok(key)
     }
