@@ -112,27 +112,9 @@ fn the_time_limit_cancels_the_source_instead_of_cutting_it_off() {
     assert!(!left.iter().any(|f| f.contains("manifest") || f.contains(".orchestrator-lock")), "{left:?}");
 }
 
-const NAS: &str = r#"
-[pipeline]
-name = "nas"
-cache_dir = "{dir}/cache"
-
-[sources.docs]
-plugin = "truenas-dataset"
-api = "{api}"
-api_key = { env = "TRUENAS_KEY" }
-dataset = "tank/data"
-local_path = "{mountpoint}"
-
-[sinks.dup]
-plugin = "duplicity-sink"
-target = "file://{dir}/backup"
-encryption = "none"
-"#;
-
 #[test]
 fn sigterm_while_the_snapshot_is_taken_releases_it_before_exiting() {
-    const KEY: &str = "1-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    use crate::truenas::{KEY, PIPELINE};
     let env = Env::new();
     let root = tempfile::Builder::new().prefix("fake-truenas-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let server = FakeTrueNas::start(Generation::V25_10, KEY, root.path());
@@ -140,7 +122,10 @@ fn sigterm_while_the_snapshot_is_taken_releases_it_before_exiting() {
     std::fs::write(mountpoint.join("a.txt"), "data").unwrap();
     let pipeline = env.pipeline(
         "p.toml",
-        &NAS.replace("{api}", &server.url()).replace("{mountpoint}", &mountpoint.display().to_string()),
+        &PIPELINE
+            .replace("{api}", &server.url())
+            .replace("{dataset}", "tank/data")
+            .replace("{extra}", &format!("local_path = \"{}\"", mountpoint.display())),
     );
     // The signal arrives while the source is inside `open`, right after the
     // NAS took the snapshot: the worst moment to be killed outright.

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use test_servers::truenas::{FakeTrueNas, Generation};
 
-const KEY: &str = "1-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+pub(crate) const KEY: &str = "1-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const ALL: [Generation; 3] = [Generation::V24_10, Generation::V25_04, Generation::V25_10];
 
-const PIPELINE: &str = r#"
+pub(crate) const PIPELINE: &str = r#"
 [pipeline]
 name = "nas"
 cache_dir = "{dir}/cache"
