@@ -191,20 +191,23 @@ fn work(jobs: Receiver<Job>, results: SyncSender<io::Result<Vec<u8>>>, level: u3
     let mut compressor = Compress::new(Compression::new(level), false);
     let mut trial = Compress::new(Compression::fast(), false);
     while let Ok(job) = jobs.recv() {
-        let noise = if level == 0 { Vec::new() } else { noise_segments(&job.data) };
-        let segments = job.data.len().div_ceil(SEGMENT);
         let out = if level == 0 {
             Ok(stored(&job.data, job.last))
-        } else if noise.iter().all(|&n| !n) {
-            compress(&mut compressor, &job.data, job.last)
-        } else if noise.len() == segments && noise.iter().all(|&n| n) && incompressible(&mut trial, &job.data) {
-            // Random-looking throughout, and the samples do not shrink:
-            // stored, without a pass through the compressor.
-            Ok(stored(&job.data, job.last))
-        } else if noise.iter().all(|&n| n) {
-            compress(&mut compressor, &job.data, job.last)
         } else {
-            compress_mixed(&mut compressor, &job.data, &noise, job.last)
+            let noise = noise_segments(&job.data);
+            if noise.iter().all(|&n| !n) {
+                compress(&mut compressor, &job.data, job.last)
+            } else if noise.iter().all(|&n| n) {
+                // Random-looking throughout: stored without a pass through
+                // the compressor, unless the samples shrink after all.
+                if incompressible(&mut trial, &job.data) {
+                    Ok(stored(&job.data, job.last))
+                } else {
+                    compress(&mut compressor, &job.data, job.last)
+                }
+            } else {
+                compress_mixed(&mut compressor, &job.data, &noise, job.last)
+            }
         };
         if results.send(out).is_err() {
             return;
