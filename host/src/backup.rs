@@ -82,6 +82,27 @@ pub struct JobReport {
     pub cancelled: bool,
 }
 
+impl JobReport {
+    /// The report of a job that has not done anything yet.
+    pub fn new(source: String, sink: String) -> JobReport {
+        JobReport {
+            source,
+            sink,
+            ok: false,
+            error: None,
+            entries: 0,
+            files_read: 0,
+            bytes_read: 0,
+            unreadable: 0,
+            warnings: 0,
+            set: None,
+            pruned: Vec::new(),
+            seconds: 0.0,
+            cancelled: false,
+        }
+    }
+}
+
 /// A stored set, for reports.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SetReport {
@@ -257,21 +278,7 @@ pub async fn run_job(
     stop: &Stop,
 ) -> JobReport {
     let started = Instant::now();
-    let mut report = JobReport {
-        source: source.name.clone(),
-        sink: sink.instance.name.clone(),
-        ok: false,
-        error: None,
-        entries: 0,
-        files_read: 0,
-        bytes_read: 0,
-        unreadable: 0,
-        warnings: 0,
-        set: None,
-        pruned: Vec::new(),
-        seconds: 0.0,
-        cancelled: false,
-    };
+    let mut report = JobReport::new(source.name.clone(), sink.instance.name.clone());
     let (stop, relay) = stop.child();
     let timeout = [source.limits.timeout, sink.instance.limits.timeout].into_iter().flatten().min();
     let timer = timeout.map(|t| {

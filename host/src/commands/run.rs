@@ -53,19 +53,8 @@ pub async fn run(args: RunArgs) -> Result<u8, UsageError> {
     let mut reports = Vec::new();
     for (source, sink, handle) in handles {
         let report = handle.await.unwrap_or_else(|e| JobReport {
-            source,
-            sink,
-            ok: false,
             error: Some(format!("the job crashed the host task: {e}")),
-            entries: 0,
-            files_read: 0,
-            bytes_read: 0,
-            unreadable: 0,
-            warnings: 0,
-            set: None,
-            pruned: Vec::new(),
-            seconds: 0.0,
-            cancelled: false,
+            ..JobReport::new(source, sink)
         });
         reports.push(report);
     }
