@@ -35,19 +35,7 @@ fn kill(pid: u32, signal: &str) {
 
 /// Every file under `dir`, relative.
 fn files(dir: &Path) -> Vec<String> {
-    let mut found: Vec<String> = walk(dir).iter().map(|p| p.strip_prefix(dir).unwrap().display().to_string()).collect();
-    found.sort();
-    found
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let Ok(listing) = std::fs::read_dir(dir) else { return Vec::new() };
-    listing
-        .flat_map(|e| {
-            let path = e.unwrap().path();
-            if path.is_dir() { walk(&path) } else { vec![path] }
-        })
-        .collect()
+    crate::lock::files(dir).keys().map(|p| p.display().to_string()).collect()
 }
 
 #[test]

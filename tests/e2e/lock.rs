@@ -85,7 +85,7 @@ fn random_tree(env: &Env, name: &str, mib: usize) -> PathBuf {
 }
 
 /// Every file under `dir` with its content.
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+pub(crate) fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
