@@ -114,19 +114,7 @@ fn decrypt<B: BufRead, T: BufRead>(
         let mut chunk = Vec::with_capacity(CHUNK);
         chunk.extend_from_slice(&tail);
         let held = chunk.len();
-        while chunk.len() < CHUNK {
-            let available = match ciphertext.fill_buf() {
-                Ok(a) => a,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(classify_read(&e)),
-            };
-            if available.is_empty() {
-                break;
-            }
-            let n = available.len().min(CHUNK - chunk.len());
-            chunk.extend_from_slice(&available[..n]);
-            ciphertext.consume(n);
-        }
+        crate::open::append_from(&mut ciphertext, &mut chunk, CHUNK).map_err(|e| classify_read(&e))?;
         if chunk.len() == held {
             break;
         }

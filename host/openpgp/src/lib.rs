@@ -40,5 +40,5 @@ mod seal;
 
 pub use error::Error;
 pub use keys::{OpenKey, Passphrase, PublicKey, SealKey, SecretKey, read_public_keys, read_secret_key};
-pub use open::{HOLDBACK, Opened, open};
+pub use open::{HOLDBACK, Opened, append_from, open};
 pub use seal::{OwnedWrite, Sealer, SealingKey};

@@ -166,6 +166,26 @@ impl Read for Opened {
     }
 }
 
+/// Appends what `reader` gives to `out` until `out` holds `limit` bytes or the input ends,
+/// straight from the reader's buffer: `read_to_end` would zero `out`'s spare room first for
+/// any reader but a file. Interrupted reads are retried.
+pub fn append_from<R: BufRead + ?Sized>(reader: &mut R, out: &mut Vec<u8>, limit: usize) -> io::Result<()> {
+    while out.len() < limit {
+        let available = match reader.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break;
+        }
+        let n = available.len().min(limit - out.len());
+        out.extend_from_slice(&available[..n]);
+        reader.consume(n);
+    }
+    Ok(())
+}
+
 /// The releasable plaintext, without a copy: a caller that appends it to its own buffer
 /// saves the zeroing `read_to_end` does for readers it cannot see into.
 impl BufRead for Opened {

@@ -292,19 +292,7 @@ impl Prefetch {
     fn start_buffered(mut inner: Box<dyn std::io::BufRead + Send>) -> Result<Prefetch, PluginError> {
         Self::start_with(move || {
             let mut chunk = Vec::with_capacity(Self::CHUNK);
-            while chunk.len() < Self::CHUNK {
-                let available = match inner.fill_buf() {
-                    Ok(a) => a,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
-                if available.is_empty() {
-                    break;
-                }
-                let n = available.len().min(Self::CHUNK - chunk.len());
-                chunk.extend_from_slice(&available[..n]);
-                inner.consume(n);
-            }
+            orchestrator_openpgp::append_from(&mut *inner, &mut chunk, Self::CHUNK)?;
             Ok(chunk)
         })
     }
