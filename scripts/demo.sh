@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds orchestrator, backs up the example data with the example pipeline,
 # restores it into a fresh directory and shows that both trees are identical.
-# Needs only a Rust toolchain (rustup); no servers, no input.
+# Needs only a Rust toolchain (rustup); installs the Debian packages the build
+# needs (scripts/build-deps.sh). No servers, no input.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 
-rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+source scripts/build-deps.sh
 cargo build --release --quiet
 
 demo=${DEMO_DIR:-$(mktemp -d /tmp/orchestrator-demo.XXXXXX)}

@@ -4,27 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+source scripts/build-deps.sh
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
 # Real peers the tests talk to: Debian's duplicity (0.8.22) and
 # duplicity 3.x from PyPI in its own venv (tests/e2e/duplicity.rs runs each
 # interop test against both; under CI=true a missing one fails the test).
-sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-apt_updated=""
-apt_install() {
-    [ -n "$apt_updated" ] || { $sudo apt-get update -q; apt_updated=1; }
-    $sudo apt-get install -y -q --no-install-recommends "$@"
-}
 need_packages=()
 command -v duplicity >/dev/null || need_packages+=(duplicity)
 command -v mkfifo >/dev/null || need_packages+=(coreutils)
-# OpenSSH's sshd and ssh-keygen for the SFTP tests (tests/servers/src/sshd.rs);
-# libssh2-sys builds libssh2 against the system OpenSSL, found by pkg-config.
+# OpenSSH's sshd and ssh-keygen for the SFTP tests (tests/servers/src/sshd.rs).
 [ -x /usr/sbin/sshd ] || need_packages+=(openssh-server)
 [ -x /usr/bin/ssh-keygen ] || need_packages+=(openssh-client)
-[ -f /usr/include/openssl/ssl.h ] || need_packages+=(libssl-dev)
-command -v pkg-config >/dev/null || need_packages+=(pkg-config)
 # Dovecot for the IMAP client's tests (tests/servers starts a private instance
 # on free loopback ports; a system one the package may start is never used).
 [ -x /usr/lib/dovecot/imap ] && [ -x /usr/bin/doveadm ] || need_packages+=(dovecot-imapd)

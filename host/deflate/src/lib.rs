@@ -20,7 +20,10 @@
 //! Memory is bounded: at most two blocks per worker in flight, plus their
 //! outputs.
 
+mod igzip;
+
 use flate2::{Compress, Compression, FlushCompress, Status};
+use igzip::Igzip;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -188,8 +191,8 @@ impl<W: Write> Drop for ParallelDeflate<W> {
 }
 
 fn work(jobs: Receiver<Job>, results: SyncSender<io::Result<Vec<u8>>>, level: u32) {
-    let mut compressor = Compress::new(Compression::new(level), false);
-    let mut trial = Compress::new(Compression::fast(), false);
+    let mut compressor = Compressor::new(level);
+    let mut trial = Compressor::new(1);
     while let Ok(job) = jobs.recv() {
         let out = if level == 0 {
             Ok(stored(&job.data, job.last))
@@ -215,8 +218,38 @@ fn work(jobs: Receiver<Job>, results: SyncSender<io::Result<Vec<u8>>>, level: u3
     }
 }
 
+/// What compresses a worker's fragments: igzip for level 1, which is
+/// faster and smaller there (see `igzip`), zlib for the levels igzip does
+/// not have.
+enum Compressor {
+    Igzip(Box<Igzip>),
+    Zlib(Compress),
+}
+
+impl Compressor {
+    fn new(level: u32) -> Compressor {
+        match level {
+            1 => Compressor::Igzip(Box::new(Igzip::new())),
+            _ => Compressor::Zlib(Compress::new(Compression::new(level), false)),
+        }
+    }
+
+    /// Appends `data` to `out` as a fragment that starts afresh (no
+    /// reference to earlier bytes) and ends on a byte boundary: with a sync
+    /// flush, or as the end of the stream if `last`.
+    fn fragment(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) -> io::Result<()> {
+        match self {
+            Compressor::Igzip(c) => c.fragment(data, last, out),
+            Compressor::Zlib(c) => {
+                c.reset();
+                feed(c, data, out, if last { FlushCompress::Finish } else { FlushCompress::Sync })
+            }
+        }
+    }
+}
+
 /// Whether samples from the start, middle and end of `data` fail to shrink.
-fn incompressible(trial: &mut Compress, data: &[u8]) -> bool {
+fn incompressible(trial: &mut Compressor, data: &[u8]) -> bool {
     if data.len() < SAMPLE * SAMPLES * 2 {
         return false;
     }
@@ -233,10 +266,9 @@ fn incompressible(trial: &mut Compress, data: &[u8]) -> bool {
 
 /// `data` as a deflate fragment that starts and ends on a byte boundary: a
 /// sync flush ends it, or the end of the stream if `last`.
-fn compress(c: &mut Compress, data: &[u8], last: bool) -> io::Result<Vec<u8>> {
-    c.reset();
+fn compress(c: &mut Compressor, data: &[u8], last: bool) -> io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 1024);
-    feed(c, data, &mut out, if last { FlushCompress::Finish } else { FlushCompress::Sync })?;
+    c.fragment(data, last, &mut out)?;
     Ok(out)
 }
 
@@ -315,15 +347,14 @@ fn noise_runs(data: &[u8], noise: &[bool]) -> Vec<(usize, bool)> {
 /// bytes before it, so it must not reach back past them. (Switching the
 /// level mid-stream would keep the window, but needs an output buffer
 /// inside `deflateParams` that flate2 does not give it.)
-fn compress_mixed(c: &mut Compress, data: &[u8], noise: &[bool], last: bool) -> io::Result<Vec<u8>> {
+fn compress_mixed(c: &mut Compressor, data: &[u8], noise: &[bool], last: bool) -> io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 1024);
     let mut at = 0;
     for (end, noise) in noise_runs(data, noise) {
         if noise {
             stored_into(&mut out, &data[at..end], false);
         } else {
-            c.reset();
-            feed(c, &data[at..end], &mut out, FlushCompress::Sync)?;
+            c.fragment(&data[at..end], false, &mut out)?;
         }
         at = end;
     }
