@@ -4,7 +4,10 @@ use sha1::{Digest, Sha1};
 use std::{
     fmt,
     io::{self, Write},
-    sync::mpsc::{self, Receiver, SyncSender},
+    sync::{
+        Arc, OnceLock,
+        mpsc::{self, Receiver, SyncSender},
+    },
     thread::{self, JoinHandle},
 };
 
@@ -45,10 +48,12 @@ const CIPHER: SymmetricKeyAlgorithm = SymmetricKeyAlgorithm::AES256;
 
 /// A [`SealKey`] made ready for many messages.
 ///
-/// For a passphrase, the expensive S2K derivation runs once here; each message still gets its
-/// own random session key, encrypted with the derived key in its SKESK (as `gpg --symmetric`
-/// does when it is given `--s2k-count` and a session key). All messages sealed with one
-/// `SealingKey` share the S2K salt, which costs nothing: they share the passphrase anyway.
+/// For a passphrase, the expensive S2K derivation (40 ms here) runs once, on a thread of its
+/// own that starts here, so the caller goes on while it runs; the first message's encryption
+/// thread waits for it, not the writer. Each message still gets its own random session key,
+/// encrypted with the derived key in its SKESK (as `gpg --symmetric` does when it is given
+/// `--s2k-count` and a session key). All messages sealed with one `SealingKey` share the S2K
+/// salt, which costs nothing: they share the passphrase anyway.
 #[derive(Clone)]
 pub struct SealingKey {
     kind: Prepared,
@@ -57,8 +62,35 @@ pub struct SealingKey {
 
 #[derive(Clone)]
 enum Prepared {
-    Passphrase { s2k: StringToKey, kek: RawSessionKey },
+    Passphrase { s2k: StringToKey, kek: Arc<Kek> },
     Recipients(Vec<PublicKey>),
+}
+
+/// The key-encryption key a passphrase derives to, derived once by whichever thread needs it
+/// first (a background thread started with the [`SealingKey`], or a sealer's).
+struct Kek {
+    passphrase: String,
+    derived: OnceLock<Result<RawSessionKey, String>>,
+}
+
+impl Kek {
+    /// Starts deriving in the background; [`Kek::get`] waits for it.
+    fn start(passphrase: &str, s2k: &StringToKey) -> Arc<Kek> {
+        let kek = Arc::new(Kek { passphrase: passphrase.to_string(), derived: OnceLock::new() });
+        let (background, s2k) = (kek.clone(), s2k.clone());
+        // Without a thread, the first sealer derives it.
+        let _ = thread::Builder::new().name("openpgp-s2k".into()).spawn(move || {
+            background.get(&s2k).ok();
+        });
+        kek
+    }
+
+    fn get(&self, s2k: &StringToKey) -> Result<&RawSessionKey, Error> {
+        self.derived
+            .get_or_init(|| s2k.derive_key(self.passphrase.as_bytes(), CIPHER.key_size()).map_err(|e| describe(&e)))
+            .as_ref()
+            .map_err(|e| Error::Key(format!("cannot derive a key from the passphrase: {e}")))
+    }
 }
 
 impl SealingKey {
@@ -87,9 +119,7 @@ impl SealingKey {
                     }
                     None => StringToKey::new_iterated(rand::thread_rng(), HashAlgorithm::Sha256, S2K_COUNT),
                 };
-                let kek = s2k
-                    .derive_key(p.as_bytes(), CIPHER.key_size())
-                    .map_err(|e| Error::Key(format!("cannot derive a key from the passphrase: {}", describe(&e))))?;
+                let kek = Kek::start(p, &s2k);
                 Prepared::Passphrase { s2k, kek }
             }
             SealKey::Recipients(keys) if keys.is_empty() => {
@@ -119,6 +149,7 @@ impl SealingKey {
     fn esks(&self, session_key: &RawSessionKey) -> Result<Vec<Esk>, Error> {
         match &self.kind {
             Prepared::Passphrase { s2k, kek } => {
+                let kek = kek.get(s2k)?;
                 // The SKESK v4 rPGP's `encrypt_v4` writes, with the key derived once.
                 let mut encrypted = Vec::with_capacity(1 + session_key.len());
                 encrypted.push(u8::from(CIPHER));
@@ -438,7 +469,6 @@ impl<W: OwnedWrite + Send + 'static> Sealer<W> {
     /// Starts a message sealed with a prepared key, written to `out`.
     pub fn with_key(out: W, key: &SealingKey) -> Result<Self, Error> {
         let session_key = CIPHER.new_session_key(rand::thread_rng());
-        let esks = key.esks(&session_key)?;
         // SEIPD v1's random prefix: one block, then its last two bytes again (RFC 4880 §5.13).
         let mut prefix = [0u8; 18];
         rand::thread_rng().fill_bytes(&mut prefix[..16]);
@@ -446,9 +476,10 @@ impl<W: OwnedWrite + Send + 'static> Sealer<W> {
         let mut mdc = Sha1::new();
         mdc.update(prefix);
         let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
+        let sealing = key.clone();
         let worker = thread::Builder::new()
             .name("openpgp-sealer".into())
-            .spawn(move || seal_worker(rx, esks, session_key, prefix, out))?;
+            .spawn(move || seal_worker(rx, &sealing, session_key, prefix, out))?;
         let sender = ChunkSender::new(tx, mdc);
         let plaintext = Plaintext::new(sender, key.level)?;
         Ok(Sealer { plaintext: Some(plaintext), worker: Some(worker), failed: None })
@@ -529,11 +560,13 @@ impl<W: OwnedWrite + Send + 'static> fmt::Debug for Sealer<W> {
 /// packet, each chunk encrypted in place.
 fn seal_worker<W: OwnedWrite>(
     rx: Receiver<Chunk>,
-    esks: Vec<Esk>,
+    key: &SealingKey,
     session_key: RawSessionKey,
     mut prefix: [u8; 18],
     out: W,
 ) -> Result<W, Error> {
+    // Made here, so waiting for the passphrase's derivation holds up this thread alone.
+    let esks = key.esks(&session_key)?;
     // The session-key packets go out with the first encrypted bytes, so an aborted message is
     // never just a well-formed header (which gpg would "decrypt" to nothing, successfully).
     let mut header = Vec::new();
