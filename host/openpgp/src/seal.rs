@@ -34,8 +34,9 @@ const HEADROOM: usize = 24;
 /// What the first chunk's piece of the SEIPD body carries before its plaintext: the version
 /// byte and the 18-byte prefix.
 const FIRST_BODY: usize = 1 + 18;
-/// Chunks in flight to the encryption thread.
-const QUEUE_DEPTH: usize = 4;
+/// Chunks in flight to the encryption thread: 4 MiB, so the serial AES thread always has
+/// work queued when it gets a core.
+const QUEUE_DEPTH: usize = 16;
 /// Coded S2K count 255 = 65,011,712 bytes hashed: what GnuPG 2.2 uses (spec §5.1). A sealed
 /// archive lives for years and its passphrase is the weak point, so take GnuPG's cost. It is
 /// paid once per [`SealingKey`], not per message.

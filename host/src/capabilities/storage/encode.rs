@@ -15,8 +15,11 @@ use std::io::{Read, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-/// Chunks queued between the plugin and the encoder thread.
-const QUEUE: usize = 4;
+/// Chunks queued between the plugin and the encoder thread, and between the
+/// encoder and the store thread. Eight, not four: with seven threads sharing
+/// two cores, the deeper queues ride out the moments one stage is descheduled
+/// (full backup 2.24 -> 2.17 s, for 14 MiB more).
+const QUEUE: usize = 8;
 
 /// The stored bytes of an object: passed to the backend, hashed and counted,
 /// so the SHA-1 a sink records is of exactly what the target holds.
