@@ -47,7 +47,7 @@ pub mod storage;
 
 pub use config::{Secret, parse_config};
 pub use sink::{Backup, Reader, Sink};
-pub use source::{Session, Source, SourceWriter};
+pub use source::{Content, ReadChunk, Session, Source, SourceWriter};
 
 /// Generated bindings; plugin code uses the re-exports instead.
 #[doc(hidden)]
@@ -103,8 +103,8 @@ pub const API_VERSION: &str = "0.1.4";
 /// What a plugin module usually imports.
 pub mod prelude {
     pub use crate::{
-        Backup, BackupContext, BackupSet, Chain, ContentStatus, Entry, EntryKind, Metadata, Outcome, PluginError,
-        PluginInfo, ReadRequest, Reader, RunContext, Secret, Session, SetKind, Sink, Source, SourceStatus,
+        Backup, BackupContext, BackupSet, Chain, Content, ContentStatus, Entry, EntryKind, Metadata, Outcome,
+        PluginError, PluginInfo, ReadRequest, Reader, RunContext, Secret, Session, SetKind, Sink, Source, SourceStatus,
         SourceWriter, VerifyReport, Want, export_sink, export_source, plugin_info,
     };
 }

@@ -53,3 +53,10 @@ impl std::io::Read for RemoteFile {
         Ok(data.len())
     }
 }
+
+/// The host's chunks as they arrive: what a source hands on unchanged.
+impl crate::ReadChunk for RemoteFile {
+    fn read_chunk(&mut self, max: usize) -> Result<Vec<u8>, PluginError> {
+        self.inner.read(max.min(crate::MAX_CHUNK) as u32)
+    }
+}

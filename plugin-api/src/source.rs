@@ -43,9 +43,43 @@ pub trait Session: 'static {
     /// The content of a regular file this session yielded.
     fn open(&mut self, path: &[u8]) -> Result<Box<dyn Read>, PluginError>;
 
+    /// The same content as the host reads it, chunk by chunk. The default
+    /// fills each chunk from [`Session::open`]'s reader; a session whose
+    /// files are the host's (`fs::File`, `sftp::RemoteFile`) returns
+    /// [`Content::Chunks`], which hands the host's own chunks back without
+    /// zeroing and copying each into a buffer inside the plugin.
+    fn open_content(&mut self, path: &[u8]) -> Result<Content, PluginError> {
+        self.open(path).map(Content::Reader)
+    }
+
     /// Release what the run holds; called once, whatever the outcome.
     fn finish(&mut self, _outcome: Outcome) -> Result<(), PluginError> {
         Ok(())
+    }
+}
+
+/// A reader that hands over whole chunks it already holds, as the host's
+/// files do: each is what the host returned, up to `max` bytes, and empty
+/// at the end.
+pub trait ReadChunk {
+    /// The next chunk of at most `max` bytes; empty at the end.
+    fn read_chunk(&mut self, max: usize) -> Result<Vec<u8>, PluginError>;
+}
+
+/// The content of a regular file, as [`Session::open_content`] gives it.
+pub enum Content {
+    /// Any reader: each chunk is filled from it.
+    Reader(Box<dyn Read>),
+    /// A reader of whole chunks (see [`ReadChunk`]).
+    Chunks(Box<dyn ReadChunk>),
+}
+
+impl Content {
+    fn read_chunk(&mut self, max: usize) -> Result<Vec<u8>, PluginError> {
+        match self {
+            Content::Reader(r) => fill_chunk(&mut **r, max),
+            Content::Chunks(c) => c.read_chunk(max),
+        }
     }
 }
 
@@ -104,8 +138,8 @@ impl wit::GuestSession for SessionAdapter {
     }
 
     fn open(&self, path: Vec<u8>) -> Result<wit::Content, PluginError> {
-        let reader = self.0.borrow_mut().open(&path)?;
-        Ok(wit::Content::new(ContentAdapter(RefCell::new(reader))))
+        let content = self.0.borrow_mut().open_content(&path)?;
+        Ok(wit::Content::new(ContentAdapter(RefCell::new(content))))
     }
 
     fn finish(&self, outcome: Outcome) -> Result<(), PluginError> {
@@ -114,11 +148,11 @@ impl wit::GuestSession for SessionAdapter {
 }
 
 #[doc(hidden)]
-pub struct ContentAdapter(RefCell<Box<dyn Read>>);
+pub struct ContentAdapter(RefCell<Content>);
 
 impl wit::GuestContent for ContentAdapter {
     fn read(&self, max: u32) -> Result<Vec<u8>, PluginError> {
-        fill_chunk(&mut **self.0.borrow_mut(), (max as usize).min(crate::MAX_CHUNK))
+        self.0.borrow_mut().read_chunk((max as usize).min(crate::MAX_CHUNK))
     }
 }
 

@@ -86,6 +86,10 @@ impl<T: Tree + 'static, L: Log + 'static> Session for DirSession<T, L> {
     fn open(&mut self, path: &[u8]) -> Result<Box<dyn std::io::Read>, PluginError> {
         self.walker.open(path)
     }
+
+    fn open_content(&mut self, path: &[u8]) -> Result<Content, PluginError> {
+        self.walker.open_content(path)
+    }
 }
 
 /// The host's `filesystem` capability as a [`Tree`]. Only usable inside the
@@ -105,6 +109,10 @@ impl Tree for HostTree {
 
     fn open(&self, path: &[u8]) -> Result<Box<dyn std::io::Read>, PluginError> {
         Ok(Box::new(plugin_sdk::fs::open(path)?))
+    }
+
+    fn open_content(&self, path: &[u8]) -> Result<Content, PluginError> {
+        Ok(Content::Chunks(Box::new(plugin_sdk::fs::open(path)?)))
     }
 }
 

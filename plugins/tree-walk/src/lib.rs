@@ -9,7 +9,7 @@
 //! its [`Tree`]. It is its own crate, not a module of a plugin, because a
 //! plugin crate exports its component and must not be linked into another.
 
-use plugin_sdk::{Entry, EntryKind, Metadata, PluginError};
+use plugin_sdk::{Content, Entry, EntryKind, Metadata, PluginError};
 
 /// A child of a directory: its name, and its metadata or why it could not be read.
 pub type Child = (Vec<u8>, Result<Metadata, PluginError>);
@@ -24,6 +24,10 @@ pub trait Tree {
     fn list_dir(&self, path: &[u8]) -> Result<Self::Listing, PluginError>;
     /// A regular file's content.
     fn open(&self, path: &[u8]) -> Result<Box<dyn std::io::Read>, PluginError>;
+    /// The same, as the host reads it (see [`Session::open_content`](plugin_sdk::Session::open_content)).
+    fn open_content(&self, path: &[u8]) -> Result<Content, PluginError> {
+        self.open(path).map(Content::Reader)
+    }
 }
 
 /// Where the walk reports what it skips. In the component this is the host's
@@ -223,10 +227,20 @@ impl<T: Tree> Walker<T> {
 
     /// The content of a regular file, by its path relative to the root.
     pub fn open(&self, rel: &[u8]) -> Result<Box<dyn std::io::Read>, PluginError> {
+        self.tree.open(&self.inside(rel)?)
+    }
+
+    /// [`Walker::open`], as the host reads it.
+    pub fn open_content(&self, rel: &[u8]) -> Result<Content, PluginError> {
+        self.tree.open_content(&self.inside(rel)?)
+    }
+
+    /// The absolute path of `rel`, a path inside the tree.
+    fn inside(&self, rel: &[u8]) -> Result<Vec<u8>, PluginError> {
         if rel.is_empty() || !rel.split(|&b| b == b'/').all(valid_name) {
             return Err(PluginError::NotFound(format!("{:?} is not a path inside the tree", display(rel))));
         }
-        self.tree.open(&self.absolute(rel))
+        Ok(self.absolute(rel))
     }
 }
 

@@ -9,7 +9,7 @@
 //! point to that child's snapshot, the deepest graft winning (grandchildren).
 
 use orchestrator_truenas::{ChildDataset, Mount, snapshot_path};
-use plugin_sdk::{Metadata, PluginError};
+use plugin_sdk::{Content, Metadata, PluginError};
 use plugin_tree_walk::{Child, Tree};
 
 /// One child dataset's snapshot and where it appears in the parent's tree.
@@ -223,6 +223,10 @@ impl<T: Tree> Tree for GraftTree<T> {
 
     fn open(&self, path: &[u8]) -> Result<Box<dyn std::io::Read>, PluginError> {
         self.tree.open(&self.map(path))
+    }
+
+    fn open_content(&self, path: &[u8]) -> Result<Content, PluginError> {
+        self.tree.open_content(&self.map(path))
     }
 }
 

@@ -351,6 +351,10 @@ impl Session for DatasetSession {
         self.walker.open(path)
     }
 
+    fn open_content(&mut self, path: &[u8]) -> Result<Content, PluginError> {
+        self.walker.open_content(path)
+    }
+
     fn finish(&mut self, _outcome: Outcome) -> Result<(), PluginError> {
         let result = self.release();
         if let Some(nas) = self.nas.take() {

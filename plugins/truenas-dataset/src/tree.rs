@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use plugin_sdk::sftp::{ConnectOptions, Session};
-use plugin_sdk::{Metadata, PluginError};
+use plugin_sdk::{Content, Metadata, PluginError};
 use plugin_tree_walk::{Child, Tree};
 
 use crate::config::Config;
@@ -57,5 +57,12 @@ impl Tree for SnapTree {
             SnapTree::Local => Ok(Box::new(plugin_sdk::fs::open(path)?)),
             SnapTree::Sftp(session) => Ok(Box::new(session.open(path)?)),
         }
+    }
+
+    fn open_content(&self, path: &[u8]) -> Result<Content, PluginError> {
+        Ok(Content::Chunks(match self {
+            SnapTree::Local => Box::new(plugin_sdk::fs::open(path)?),
+            SnapTree::Sftp(session) => Box::new(session.open(path)?),
+        }))
     }
 }
