@@ -21,9 +21,11 @@
 //! outputs.
 
 mod igzip;
+mod inflate;
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 use igzip::Igzip;
+pub use inflate::{Inflater, Wrapper};
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};

@@ -32,6 +32,7 @@
 //! seen end of file.
 
 mod cfb;
+mod compressed;
 mod decrypt;
 mod error;
 mod keys;

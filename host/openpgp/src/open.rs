@@ -82,7 +82,11 @@ pub fn open<R: Read + Send + 'static>(input: R, key: &OpenKey) -> Result<Opened,
             unreachable!("checked above")
         };
         let plaintext = crate::decrypt::start(reader.into_inner(), |body| body.into_inner(), *sym_alg, key.as_ref())?;
-        let (msg, _) = Message::from_reader(plaintext).map_err(|e| classify_read(&e))?;
+        let (msg, _) = match crate::compressed::inflated(plaintext).map_err(|e| classify_read(&e))? {
+            Ok(inflated) => Message::from_reader(inflated),
+            Err(plaintext) => Message::from_reader(plaintext),
+        }
+        .map_err(|e| classify_read(&e))?;
         return Opened::new(msg);
     }
 
