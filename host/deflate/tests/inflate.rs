@@ -5,35 +5,8 @@
 use orchestrator_deflate::{BLOCK, Inflater, ParallelDeflate, Wrapper};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 
-fn random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// Text with long-distance repeats, random runs between.
-fn mixed(len: usize) -> Vec<u8> {
-    let words = b"backup restore volume chain manifest signature delta archive ";
-    let mut out = Vec::with_capacity(len);
-    let mut i = 0u64;
-    while out.len() < len {
-        let run = 10_000 + (i as usize * 7_919) % 90_000;
-        let chunk: Vec<u8> = if i % 3 == 2 {
-            random(run, i)
-        } else {
-            words.iter().copied().cycle().skip(i as usize).take(run).collect()
-        };
-        out.extend_from_slice(&chunk[..run.min(len - out.len())]);
-        i += 1;
-    }
-    out
-}
+mod common;
+use common::mixed;
 
 fn deflate(data: &[u8], level: u32) -> Vec<u8> {
     let mut d = ParallelDeflate::with_threads(Vec::new(), level, 2).unwrap();

@@ -133,11 +133,7 @@ impl<R: BufRead> PacketBody<R> {
 
 impl<R: BufRead> Read for PacketBody<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
+        crate::open::read_buffered(self, buf)
     }
 }
 
@@ -194,11 +190,7 @@ impl<R: BufRead> Inflated<R> {
 
 impl<R: BufRead> Read for Inflated<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
+        crate::open::read_buffered(self, buf)
     }
 }
 

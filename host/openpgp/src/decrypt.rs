@@ -155,11 +155,7 @@ pub(crate) struct Plaintext {
 
 impl Read for Plaintext {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
+        crate::open::read_buffered(self, buf)
     }
 }
 

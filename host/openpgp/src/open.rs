@@ -162,12 +162,18 @@ impl Read for Opened {
         if out.is_empty() {
             return Ok(0);
         }
-        let available = self.fill_buf()?;
-        let n = available.len().min(out.len());
-        out[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
+        read_buffered(self, out)
     }
+}
+
+/// [`Read::read`] for a reader whose [`BufRead`] side does the work: copies what `fill_buf`
+/// has ready into `out`.
+pub(crate) fn read_buffered<R: BufRead + ?Sized>(reader: &mut R, out: &mut [u8]) -> io::Result<usize> {
+    let available = reader.fill_buf()?;
+    let n = available.len().min(out.len());
+    out[..n].copy_from_slice(&available[..n]);
+    reader.consume(n);
+    Ok(n)
 }
 
 /// Appends what `reader` gives to `out` until `out` holds `limit` bytes or the input ends,
