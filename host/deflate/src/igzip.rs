@@ -7,8 +7,8 @@
 //! crate's `deflate_speed` example). Both count twice in a backup: every
 //! byte not compressed away is then encrypted, hashed and uploaded.
 //!
-//! This is the only place that calls ISA-L: a stream used by one thread,
-//! reset for every fragment.
+//! A stream used by one thread, reset for every fragment. This module and
+//! `inflate` are the only places that call ISA-L.
 
 // ISA-L is C; its stream is driven through raw pointers here and nowhere else.
 #![allow(unsafe_code)]

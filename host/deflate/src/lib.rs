@@ -194,7 +194,9 @@ impl<W: Write> Drop for ParallelDeflate<W> {
 
 fn work(jobs: Receiver<Job>, results: SyncSender<io::Result<Vec<u8>>>, level: u32) {
     let mut compressor = Compressor::new(level);
-    let mut trial = Compressor::new(1);
+    // Samples are tried at the fastest level; at level 1 that is the
+    // compressor itself, which starts every fragment afresh anyway.
+    let mut trial = (level != 1).then(|| Compressor::new(1));
     while let Ok(job) = jobs.recv() {
         let out = if level == 0 {
             Ok(stored(&job.data, job.last))
@@ -205,7 +207,7 @@ fn work(jobs: Receiver<Job>, results: SyncSender<io::Result<Vec<u8>>>, level: u3
             } else if noise.iter().all(|&n| n) {
                 // Random-looking throughout: stored without a pass through
                 // the compressor, unless the samples shrink after all.
-                if incompressible(&mut trial, &job.data) {
+                if incompressible(trial.as_mut().unwrap_or(&mut compressor), &job.data) {
                     Ok(stored(&job.data, job.last))
                 } else {
                     compress(&mut compressor, &job.data, job.last)
