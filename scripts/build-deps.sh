@@ -3,9 +3,9 @@
 # defines `apt_install` for the scripts' own packages.
 #   - the wasm32-wasip2 target, for the built-in plugins;
 #   - libssl-dev and pkg-config: libssh2-sys builds libssh2 against the
-#     system OpenSSL (host/sftp);
+#     system OpenSSL (crates/orchestrator-sftp);
 #   - make, nasm, autoconf, automake and libtool: isal-sys builds ISA-L's
-#     igzip from its source and links it statically (host/deflate).
+#     igzip from its source and links it statically (crates/orchestrator-deflate).
 
 sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
 apt_updated=""

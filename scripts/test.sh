@@ -55,7 +55,7 @@ fi
 export ORCHESTRATOR_DUPLICITY3="$duplicity3_venv/bin/duplicity"
 
 cargo fmt --all --check
-# One profile for everything: the plugins are built once (by host/build.rs into
+# One profile for everything: the plugins are built once (by crates/orchestrator/build.rs into
 # target/wasm) and wasmtime compiles plugins fast in release.
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --release --workspace

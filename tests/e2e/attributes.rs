@@ -210,3 +210,39 @@ fn duplicity_reads_the_chain(dup: &Duplicity) {
         assert!(verify.status.success() && stdout.contains(" 0 difference"), "{stdout}");
     }
 }
+
+/// An entry that cannot be restored (here a Maildir info that is not `2,`
+/// and letters, refused by the restore directory) is reported with its path
+/// and the restore goes on to the next; `--fail-fast` stops at the first.
+/// Either way the exit code is 1 and the report says what happened.
+#[test]
+fn a_failing_entry_is_reported_and_the_restore_goes_on() {
+    let env = Env::new();
+    let p = pipeline(&env, "maildir_info = \"2,S!\"");
+    backup(&env, &p);
+    let p = p.to_str().unwrap();
+
+    let all = env.path("all");
+    let run = env.run(&["restore", p, "--source", "mail", "--json", "--to", all.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["report_version"], 1, "{report}");
+    let failed: Vec<&str> =
+        report["failures"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(failed, [SMALL, BIG], "{}", run.all());
+    assert!(report["failures"][0]["error"].as_str().unwrap().contains("2,S!"), "{report}");
+    assert_eq!(report["stopped_early"], false);
+    assert!(run.stderr.contains("2 entries could not be restored:") && run.stderr.contains(BIG), "{}", run.all());
+    // What could be restored was: the Maildir's directories.
+    assert!(all.join("cur").is_dir(), "{}", run.all());
+
+    let first = env.path("first");
+    let run =
+        env.run(&["restore", p, "--source", "mail", "--fail-fast", "--json", "--to", first.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["failures"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["failures"][0]["path"], SMALL, "{report}");
+    assert_eq!(report["stopped_early"], true, "{report}");
+    assert!(run.stderr.contains("--fail-fast"), "{}", run.all());
+}

@@ -19,12 +19,12 @@ target = "file://{dir}/backup"
 #[test]
 fn plugin_list_and_inspect_describe_components() {
     let env = Env::new();
-    let list = env.run(&["plugin", "list"], &[]);
+    let list = env.run_binary(&["plugin", "list"], &[]);
     assert_eq!(list.code, 0, "{}", list.all());
     assert!(list.stdout.contains("directory") && list.stdout.contains("source"), "{}", list.all());
 
     let file = plugin("fixture_sink");
-    let inspect = env.run(&["plugin", "inspect", file.to_str().unwrap(), "--json"], &[]);
+    let inspect = env.run_binary(&["plugin", "inspect", file.to_str().unwrap(), "--json"], &[]);
     assert_eq!(inspect.code, 0, "{}", inspect.all());
     let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
     assert_eq!(json["world"], "sink");
@@ -32,7 +32,7 @@ fn plugin_list_and_inspect_describe_components() {
     assert!(json["imports"].as_array().unwrap().iter().any(|i| i == "orchestrator:plugin/storage@0.1.4"));
 
     std::fs::write(env.path("junk.wasm"), b"not wasm").unwrap();
-    let junk = env.run(&["plugin", "inspect", env.path("junk.wasm").to_str().unwrap()], &[]);
+    let junk = env.run_binary(&["plugin", "inspect", env.path("junk.wasm").to_str().unwrap()], &[]);
     assert_eq!(junk.code, 2, "{}", junk.all());
     assert!(junk.stderr.contains("not a usable WebAssembly component"), "{}", junk.all());
 }
@@ -42,7 +42,7 @@ fn validate_prints_grants_and_touches_nothing() {
     let env = Env::new();
     std::fs::create_dir(env.path("data")).unwrap();
     let p = env.pipeline("p.toml", SIMPLE);
-    let out = env.run(&["validate", p.to_str().unwrap()], &[]);
+    let out = env.run_binary(&["validate", p.to_str().unwrap()], &[]);
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(out.stdout.contains(&format!("grant: read {}/data", env.dir.path().display())), "{}", out.all());
     assert!(!env.path("backup").exists(), "validate touched the target");
@@ -52,7 +52,7 @@ fn validate_prints_grants_and_touches_nothing() {
 fn config_errors_name_file_line_and_key() {
     let env = Env::new();
     let p = env.pipeline("bad.toml", "[pipeline]\nname = \"x\"\nconcurrency = \"two\"\n[sources.docs]\nplugin = \"directory\"\npath = \"/x\"\n[sinks.s]\nplugin = \"directory\"\ninputs = [\"nope\"]\n");
-    let out = env.run(&["validate", p.to_str().unwrap()], &[]);
+    let out = env.run_binary(&["validate", p.to_str().unwrap()], &[]);
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(out.stderr.contains("bad.toml:3:15: pipeline.concurrency: expected an integer >= 1"), "{}", out.all());
     assert!(out.stderr.contains("bad.toml:9:11: sinks.s.inputs[0]: there is no source `nope`"), "{}", out.all());
@@ -61,12 +61,12 @@ fn config_errors_name_file_line_and_key() {
     // points at the line.
     let p = env.pipeline("typo.toml", &SIMPLE.replace("exclude = [\"*.tmp\"]", "exclud = [\"*.tmp\"]"));
     std::fs::create_dir_all(env.path("data")).unwrap();
-    let out = env.run(&["validate", p.to_str().unwrap()], &[]);
+    let out = env.run_binary(&["validate", p.to_str().unwrap()], &[]);
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(out.stderr.contains("typo.toml:8: sources.docs.exclud: unknown field `exclud`"), "{}", out.all());
 
     // A missing file.
-    let out = env.run(&["run", env.path("missing.toml").to_str().unwrap()], &[]);
+    let out = env.run_binary(&["run", env.path("missing.toml").to_str().unwrap()], &[]);
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(out.stderr.contains("cannot read the pipeline file"), "{}", out.all());
 }
@@ -79,7 +79,7 @@ fn a_wrong_pin_refuses_the_plugin() {
         "p.toml",
         &SIMPLE.replace("{fixture_sink}\" }", &format!("{{fixture_sink}}\", sha256 = \"{}\" }}", "0".repeat(64))),
     );
-    let out = env.run(&["run", p.to_str().unwrap()], &[]);
+    let out = env.run_binary(&["run", p.to_str().unwrap()], &[]);
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(out.stderr.contains("but the pipeline pins 0000"), "{}", out.all());
     assert!(!env.path("backup").exists());
@@ -93,21 +93,23 @@ fn restore_exit_codes_and_safety() {
     let p = env.pipeline("p.toml", SIMPLE);
     let p = p.to_str().unwrap();
     // Nothing backed up yet: exit 3.
-    let out = env.run(&["restore", p, "--source", "docs", "--to", env.path("r0").to_str().unwrap()], &[]);
+    let out = env.run_binary(&["restore", p, "--source", "docs", "--to", env.path("r0").to_str().unwrap()], &[]);
     assert_eq!(out.code, 3, "{}", out.all());
-    assert_eq!(env.run(&["run", p], &[]).code, 0);
+    assert_eq!(env.run_binary(&["run", p], &[]).code, 0);
     // A non-empty target is refused unless --force.
     std::fs::create_dir(env.path("busy")).unwrap();
     std::fs::write(env.path("busy/keep"), "mine").unwrap();
-    let out = env.run(&["restore", p, "--source", "docs", "--to", env.path("busy").to_str().unwrap()], &[]);
+    let out = env.run_binary(&["restore", p, "--source", "docs", "--to", env.path("busy").to_str().unwrap()], &[]);
     assert_eq!(out.code, 2, "{}", out.all());
     assert_eq!(std::fs::read_to_string(env.path("busy/keep")).unwrap(), "mine");
     // Unknown source: usage error.
-    let out = env.run(&["restore", p, "--source", "nope", "--to", env.path("r1").to_str().unwrap()], &[]);
+    let out = env.run_binary(&["restore", p, "--source", "nope", "--to", env.path("r1").to_str().unwrap()], &[]);
     assert_eq!(out.code, 2, "{}", out.all());
     // A time before the first backup: nothing to restore.
-    let out =
-        env.run(&["restore", p, "--source", "docs", "--time", "1000", "--to", env.path("r2").to_str().unwrap()], &[]);
+    let out = env.run_binary(
+        &["restore", p, "--source", "docs", "--time", "1000", "--to", env.path("r2").to_str().unwrap()],
+        &[],
+    );
     assert_eq!(out.code, 3, "{}", out.all());
 }
 
@@ -115,7 +117,7 @@ fn restore_exit_codes_and_safety() {
 fn a_missing_source_path_says_so() {
     let env = Env::new();
     let p = env.pipeline("p.toml", SIMPLE);
-    let out = env.run(&["run", p.to_str().unwrap(), "--json"], &[]);
+    let out = env.run_binary(&["run", p.to_str().unwrap(), "--json"], &[]);
     assert_eq!(out.code, 1, "{}", out.all());
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let error = report["jobs"][0]["error"].as_str().unwrap_or_default();

@@ -5,6 +5,17 @@
 //! The walk ([`walk`]) is plain Rust over the [`walk::Mailbox`] trait and
 //! tested natively with a fake account; in the component the mailbox is the
 //! host's `imap` capability, which holds the connection and the password.
+//!
+//! the `imap` source, plain Rust over a `Mailbox` trait (tested natively with a
+//! fake account), glue over `plugin_sdk::imap`. `walk.rs`: LIST once, the
+//! folders laid out as Maildirs in a `BTreeMap` keyed by path components
+//! (duplicity's index order); each folder is EXAMINEd and its metadata fetched
+//! (one `UID FETCH 1:n`) when the walk reaches it; bodies only on `open`, in
+//! batches of that message and the ones after it in the same folder
+//! (`batch_messages`, `batch_mib`), dropped when the walk passes them.
+//! `names.rs`: escaping of levels, `<uid>.<uidvalidity>.imap`, `maildir.info`.
+//! `writer.rs`: `restore --to imap://…` (CREATE, APPEND with flags and date,
+//! skipping messages the target folder holds).
 
 pub mod names;
 pub mod walk;

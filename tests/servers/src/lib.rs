@@ -5,6 +5,24 @@
 //! Under `CI=true` a missing one fails the test; elsewhere the test is skipped
 //! with a `SKIPPED:` line, so a developer without the package still runs the
 //! rest of the suite.
+//!
+//! real servers on free loopback ports for tests, skipped outside CI when not
+//! installed. `dovecot.rs`: a private Dovecot per test (own config, CA made
+//! with rcgen, passwd-file users, maildir on tmpfs, zone UTC+05:30), doveadm
+//! helpers to create, delete and deliver behind a client's back, and each
+//! session's fetch counters read from the `imap_logout_format` log line (how
+//! many bodies a run fetched). `truenas.rs`: a fake TrueNAS in-process (hyper +
+//! tokio-tungstenite on a thread of its own) per generation (24.10 REST only,
+//! 25.04 JSON-RPC with `zfs.snapshot.*`, 25.10 with `pool.snapshot.*`), plain
+//! or HTTPS with a throw-away CA, API key checked, middleware's error shapes
+//! and query filters (REST `field__op`); datasets mounted under `root_dir`,
+//! elsewhere, or not at all; a snapshot is a copy of the mountpoint into
+//! `.zfs/snapshot/<name>/` in which other datasets' mountpoints are empty
+//! directories, as ZFS shows them (a recursive one copies each descendant into
+//! its own `.zfs/snapshot/<name>/`), and every call is recorded for assertions;
+//! `after_snapshot` runs a test's hook right after a snapshot is taken (to
+//! change the live dataset or break the run mid-way) and `refuse_deletes` makes
+//! deletes fail as a busy dataset's.
 
 pub mod dovecot;
 pub mod sshd;

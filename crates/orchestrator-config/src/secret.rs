@@ -1,0 +1,68 @@
+//! Secret values once the host resolved them. The pipeline file holds only
+//! references ([`crate::SecretSource`]); these types carry the values the
+//! host uses on a plugin's behalf, and never print them.
+
+use std::collections::BTreeMap;
+
+/// A secret's value. Its `Debug` never shows the value, so it cannot leak
+/// through a stray `{:?}`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    /// Wrap a resolved value.
+    pub fn new(value: String) -> Self {
+        SecretValue(value)
+    }
+
+    /// The value, for the host code that uses it on the plugin's behalf.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue([REDACTED])")
+    }
+}
+
+/// The resolved secrets of one plugin instance, by the configuration key
+/// that referenced them (`password`, `storage.secret_access_key`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Secrets(BTreeMap<String, SecretValue>);
+
+impl Secrets {
+    /// The value of the secret at `key`.
+    pub fn get(&self, key: &str) -> Option<&SecretValue> {
+        self.0.get(key)
+    }
+
+    /// Every value, so logs can redact them.
+    pub fn values(&self) -> impl Iterator<Item = &SecretValue> {
+        self.0.values()
+    }
+
+    /// Add or replace the secret at `key`.
+    pub fn insert(&mut self, key: String, value: SecretValue) {
+        self.0.insert(key, value);
+    }
+}
+
+impl FromIterator<(String, SecretValue)> for Secrets {
+    fn from_iter<I: IntoIterator<Item = (String, SecretValue)>>(iter: I) -> Self {
+        Secrets(iter.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_value() {
+        let secrets: Secrets = [("password".to_string(), SecretValue::new("hunter2".into()))].into_iter().collect();
+        assert!(!format!("{secrets:?}").contains("hunter2"));
+        assert_eq!(secrets.get("password").map(SecretValue::expose), Some("hunter2"));
+    }
+}

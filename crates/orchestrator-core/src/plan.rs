@@ -1,0 +1,388 @@
+//! A pipeline ready to run: the parsed file, the runtime, the loaded
+//! plugins, the opened storages and the environment secrets come from; and
+//! how an instance of each plugin starts with its final grants.
+//!
+//! Starting an instance is two steps: `validate` runs in an instance with no
+//! grants at all, the answer is decided against the pipeline's grants, and
+//! only then is the instance that works built, once, with what was granted.
+
+use crate::env::Environment;
+use crate::error::{Error, Result};
+use orchestrator_config::{Pipeline, PluginInstance, PluginKind, PluginRef, SecretSource, SecretValue, Secrets, Sink};
+use orchestrator_runtime::grants::{self, Granted};
+use orchestrator_runtime::types::{PluginError, Want};
+use orchestrator_runtime::{Grants, Limits, LoadedPlugin, Runtime, RuntimeError, SinkInstance, SourceInstance, World};
+use orchestrator_storage::{KeyRing, Place, RESERVED_PREFIX, Storage};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A plugin compiled into the binary, so one file is the whole install.
+#[derive(Debug, Clone, Copy)]
+pub struct Builtin {
+    /// The name a pipeline file uses: `plugin = "directory"`.
+    pub name: &'static str,
+    /// The component.
+    pub wasm: &'static [u8],
+}
+
+/// The pipeline and everything loaded for it.
+pub struct Plan {
+    /// The parsed pipeline file.
+    pub pipeline: Pipeline,
+    runtime: Runtime,
+    env: Environment,
+    builtins: &'static [Builtin],
+    plugins: HashMap<String, Arc<LoadedPlugin>>,
+    storages: HashMap<String, Arc<dyn Storage>>,
+}
+
+fn plugin_key(r: &PluginRef) -> String {
+    match r {
+        PluginRef::Builtin(name) => format!("builtin:{name}"),
+        PluginRef::File { path, .. } => format!("file:{}", path.display()),
+    }
+}
+
+/// A plugin's short name for labels: the built-in name or the file's stem.
+pub fn plugin_name(r: &PluginRef) -> String {
+    match r {
+        PluginRef::Builtin(name) => name.clone(),
+        PluginRef::File { path, .. } => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+    }
+}
+
+/// How an instance is named in logs and errors: `source "docs" (directory)`.
+pub fn label(inst: &PluginInstance) -> String {
+    format!("{} \"{}\" ({})", kind_word(inst), inst.name, plugin_name(&inst.plugin))
+}
+
+/// `sources` or `sinks`, the table the instance is in.
+pub fn kind_table(inst: &PluginInstance) -> &'static str {
+    match inst.kind {
+        PluginKind::Source => "sources",
+        PluginKind::Sink => "sinks",
+    }
+}
+
+/// `source` or `sink`.
+pub fn kind_word(inst: &PluginInstance) -> &'static str {
+    match inst.kind {
+        PluginKind::Source => "source",
+        PluginKind::Sink => "sink",
+    }
+}
+
+/// The runtime limits of an instance, from its `limits` table.
+pub fn limits(inst: &PluginInstance) -> Limits {
+    Limits { memory_bytes: (inst.limits.memory_mb as usize) << 20, call_timeout: inst.limits.call_timeout }
+}
+
+/// A started runtime for commands that load plugins without a pipeline
+/// (`plugin list`, `plugin inspect`).
+pub fn runtime(env: &Environment) -> Result<Runtime> {
+    Runtime::new(env.compiled_cache_dir()).map_err(|e| Error::Failed(e.to_string()))
+}
+
+/// Load a component from a file, for `plugin inspect`.
+pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Usage(format!("cannot read {}: {e}", path.display())))?;
+    runtime.load(&bytes, &path.display().to_string()).map_err(|e| Error::Plugin(e.to_string()))
+}
+
+impl Plan {
+    /// Parse the pipeline file and start the runtime. Plugins load on demand.
+    pub fn load(path: &Path, env: Environment, builtins: &'static [Builtin]) -> Result<Plan> {
+        let pipeline =
+            orchestrator_config::load(path).map_err(|e| Error::Config(e.to_string().trim_end().to_string()))?;
+        let runtime = Runtime::new(env.compiled_cache_dir()).map_err(|e| Error::Failed(e.to_string()))?;
+        Ok(Plan { pipeline, runtime, env, builtins, plugins: HashMap::new(), storages: HashMap::new() })
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    fn load_plugin(&self, r: &PluginRef) -> std::result::Result<LoadedPlugin, String> {
+        match r {
+            PluginRef::Builtin(name) => {
+                let builtin = self.builtins.iter().find(|b| b.name == name).ok_or_else(|| {
+                    let known: Vec<_> = self.builtins.iter().map(|b| b.name).collect();
+                    format!("there is no built-in plugin `{name}` (built-ins: {})", known.join(", "))
+                })?;
+                self.runtime.load(builtin.wasm, &format!("built-in plugin `{name}`")).map_err(|e| e.to_string())
+            }
+            PluginRef::File { path, sha256 } => {
+                let bytes = std::fs::read(path).map_err(|e| format!("cannot read plugin {}: {e}", path.display()))?;
+                let loaded = self.runtime.load(&bytes, &path.display().to_string()).map_err(|e| e.to_string())?;
+                if let Some(pin) = sha256
+                    && !pin.eq_ignore_ascii_case(&loaded.sha256)
+                {
+                    return Err(format!(
+                        "plugin {} has sha256 {}, but the pipeline pins {pin}; if you updated the plugin on \
+                         purpose, update the pin",
+                        path.display(),
+                        loaded.sha256
+                    ));
+                }
+                Ok(loaded)
+            }
+        }
+    }
+
+    /// Load (once) the plugins of these instances; errors name the table.
+    pub fn load_plugins<'a>(&mut self, instances: impl IntoIterator<Item = &'a PluginInstance>) -> Result<()> {
+        let mut problems = Vec::new();
+        for inst in instances {
+            let key = plugin_key(&inst.plugin);
+            if self.plugins.contains_key(&key) {
+                continue;
+            }
+            match self.load_plugin(&inst.plugin) {
+                Ok(p) => {
+                    self.plugins.insert(key, Arc::new(p));
+                }
+                Err(e) => problems.push(format!(
+                    "{}: {}.{}.plugin: {e}",
+                    self.file_line(inst, "plugin"),
+                    kind_table(inst),
+                    inst.name
+                )),
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(Error::Plugin(problems.join("\n"))) }
+    }
+
+    /// The loaded plugin of an instance (after [`Plan::load_plugins`]).
+    pub fn plugin(&self, inst: &PluginInstance) -> Arc<LoadedPlugin> {
+        self.plugins[&plugin_key(&inst.plugin)].clone()
+    }
+
+    /// `file:line` of a key of an instance's table.
+    pub fn file_line(&self, inst: &PluginInstance, key: &str) -> String {
+        format!("{}:{}", self.pipeline.file.display(), inst.line_of(key))
+    }
+
+    /// A plugin's `config` error, pointed at the line of the key it names.
+    pub fn config_error(&self, inst: &PluginInstance, message: &str) -> String {
+        let key = message.split_once(": ").map(|(k, _)| k).filter(|k| !k.contains(' ')).unwrap_or("");
+        let first = key.split(['.', '[']).next().unwrap_or("");
+        let (line_key, shown) = if !first.is_empty() && inst.key_lines.contains_key(first) {
+            (first, format!("{}.{}.{message}", kind_table(inst), inst.name))
+        } else {
+            ("", format!("{}.{}: {message}", kind_table(inst), inst.name))
+        };
+        format!("{}: {shown}", self.file_line(inst, line_key))
+    }
+
+    /// Resolve an instance's secret references to values.
+    pub fn resolve_secrets(&self, inst: &PluginInstance) -> Result<Secrets> {
+        let mut out = Secrets::default();
+        for s in &inst.secrets {
+            let where_ = format!("{}: {}.{}.{}", self.file_line(inst, &s.key), kind_table(inst), inst.name, s.key);
+            let value = match &s.source {
+                SecretSource::Env(var) => self
+                    .env
+                    .var(var)
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::Config(format!("{where_}: environment variable {var} is not set")))?,
+                SecretSource::File(path) => std::fs::read_to_string(path)
+                    .map(|v| v.trim_end_matches(['\n', '\r']).to_string())
+                    .map_err(|e| Error::Config(format!("{where_}: cannot read secret file {}: {e}", path.display())))?,
+            };
+            out.insert(s.key.clone(), SecretValue::new(value));
+        }
+        Ok(out)
+    }
+
+    /// Open the storages of these sinks' targets (once each).
+    pub fn open_storages<'a>(&mut self, sinks: impl IntoIterator<Item = &'a Sink>) -> Result<()> {
+        let mut problems = Vec::new();
+        for sink in sinks {
+            let Some(target) = &sink.target else { continue };
+            if self.storages.contains_key(target) {
+                continue;
+            }
+            match orchestrator_storage::open(target) {
+                Ok(s) => {
+                    self.storages.insert(target.clone(), s);
+                }
+                Err(e) => problems.push(format!(
+                    "{}: sinks.{}.target: {e}",
+                    self.file_line(&sink.instance, "target"),
+                    sink.instance.name
+                )),
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(Error::Config(problems.join("\n"))) }
+    }
+
+    /// The storage of a sink's target (after [`Plan::open_storages`]); none
+    /// when the sink has no target.
+    pub fn storage_of(&self, sink: &Sink) -> Option<Arc<dyn Storage>> {
+        self.storages.get(sink.target.as_ref()?).cloned()
+    }
+
+    /// The pipeline's cache directory: `cache_dir`, or
+    /// `$XDG_CACHE_HOME/orchestrator/<pipeline name>`.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.pipeline.cache_dir {
+            return Some(dir.clone());
+        }
+        Some(self.env.user_cache_dir()?.join(&self.pipeline.name))
+    }
+
+    /// A sink's local cache (none when there is no cache directory or the
+    /// sink has no target).
+    fn sink_cache(&self, sink: &Sink) -> Option<Arc<dyn Storage>> {
+        let target = sink.target.as_ref()?;
+        let dir = orchestrator_storage::sink_cache_dir(&self.cache_dir()?, &sink.instance.name, target);
+        orchestrator_storage::open(&format!("file://{}", dir.display())).ok()
+    }
+
+    /// What the plugin wants for its configuration, asked of an instance that
+    /// has no grants at all (it can touch nothing while it answers).
+    pub async fn wants(&self, inst: &PluginInstance) -> Result<Vec<Want>> {
+        let plugin = self.plugin(inst);
+        let expected = match inst.kind {
+            PluginKind::Source => World::Source,
+            PluginKind::Sink => World::Sink,
+        };
+        if plugin.world != expected {
+            return Err(Error::Plugin(format!(
+                "{}: {}.{}.plugin: {} is a {} plugin, not a {}",
+                self.file_line(inst, "plugin"),
+                kind_table(inst),
+                inst.name,
+                plugin.origin,
+                plugin.world,
+                expected
+            )));
+        }
+        let (label, limits, config) = (label(inst), limits(inst), inst.config.to_string());
+        let answer = match plugin.world {
+            World::Source => match SourceInstance::new(&self.runtime, &plugin, &label, Grants::none(), &limits).await {
+                Ok(mut s) => s.validate(&config).await,
+                Err(e) => Err(e),
+            },
+            World::Sink => match SinkInstance::new(&self.runtime, &plugin, &label, Grants::none(), &limits).await {
+                Ok(mut s) => s.validate(&config).await,
+                Err(e) => Err(e),
+            },
+        };
+        answer.map_err(|e| match e {
+            RuntimeError::Plugin(PluginError::Config(m)) => Error::Plugin(self.config_error(inst, &m)),
+            e => Error::Plugin(format!("{}: {label}: {e}", self.file_line(inst, ""))),
+        })
+    }
+
+    /// Ask the plugin what it wants and decide its grants.
+    pub async fn decide(&self, inst: &PluginInstance) -> Result<Granted> {
+        let wants = self.wants(inst).await?;
+        grants::decide(inst, &wants).map_err(|refused| {
+            Error::Plugin(format!(
+                "{}: {} wants more than the pipeline grants, so it does not run:\n  {}",
+                self.file_line(inst, ""),
+                label(inst),
+                refused.join("\n  ")
+            ))
+        })
+    }
+
+    /// Start a source instance with its grants, and `extra_connect` on top
+    /// (the server of a `restore --to URL`, which the person who typed it
+    /// granted).
+    pub async fn start_source(&self, inst: &PluginInstance, extra_connect: &[String]) -> Result<SourceInstance> {
+        let secrets = self.resolve_secrets(inst)?;
+        let mut granted = self.decide(inst).await?;
+        for endpoint in extra_connect {
+            if !granted.connect.contains(endpoint) {
+                granted.connect.push(endpoint.clone());
+            }
+        }
+        let grants =
+            Grants { granted, secrets, storage: None, cache: None, config_values: grants::config_values(&inst.config) };
+        SourceInstance::new(&self.runtime, &self.plugin(inst), &label(inst), grants, &limits(inst))
+            .await
+            .map_err(|e| Error::Failed(e.to_string()))
+    }
+
+    /// Start a sink instance for one source, with storage scoped to it.
+    pub async fn start_sink(&self, sink: &Sink, source: &str) -> Result<SinkInstance> {
+        let inst = &sink.instance;
+        let secrets = self.resolve_secrets(inst)?;
+        let granted = self.decide(inst).await?;
+        // The storage seals and opens OpenPGP objects with the sink's keys; the
+        // cache holds plain objects only, so it gets none.
+        let base = self.pipeline.file.parent().map(PathBuf::from).unwrap_or_default();
+        let cache = self.sink_cache(sink);
+        let mut keys = KeyRing::new(secrets.clone(), inst.config.clone(), base);
+        if let Some(cache) = &cache {
+            keys = keys.with_salt_store(cache.clone(), format!("{source}/{RESERVED_PREFIX}s2k-salt"));
+        }
+        let grants = Grants {
+            granted,
+            secrets,
+            storage: self.storage_of(sink).map(|s| Place::new(s, source).with_keys(Arc::new(keys))),
+            cache: cache.map(|c| Place::new(c, source)),
+            config_values: Vec::new(),
+        };
+        SinkInstance::new(&self.runtime, &self.plugin(inst), &label(inst), grants, &limits(inst))
+            .await
+            .map_err(|e| Error::Failed(e.to_string()))
+    }
+
+    /// The source named on the command line, or a usage error listing the names.
+    pub fn source(&self, name: &str) -> Result<&PluginInstance> {
+        self.pipeline.sources.iter().find(|s| s.name == name).ok_or_else(|| {
+            let names: Vec<_> = self.pipeline.sources.iter().map(|s| s.name.as_str()).collect();
+            Error::Usage(format!(
+                "no source `{name}` in {} (sources: {})",
+                self.pipeline.file.display(),
+                names.join(", ")
+            ))
+        })
+    }
+
+    /// The sink that backs up `source`: the one named, or the only one.
+    pub fn sink_for(&self, source: &str, name: Option<&str>) -> Result<&Sink> {
+        let candidates: Vec<&Sink> =
+            self.pipeline.sinks.iter().filter(|s| s.inputs.iter().any(|i| i == source)).collect();
+        match name {
+            Some(n) => candidates.into_iter().find(|s| s.instance.name == n).ok_or_else(|| {
+                Error::Usage(format!("no sink `{n}` backs up source `{source}` in {}", self.pipeline.file.display()))
+            }),
+            None => match candidates.as_slice() {
+                [one] => Ok(one),
+                [] => Err(Error::Usage(format!("no sink backs up source `{source}`"))),
+                many => {
+                    let names: Vec<_> = many.iter().map(|s| s.instance.name.as_str()).collect();
+                    Err(Error::Usage(format!(
+                        "several sinks back up `{source}`; choose one with --sink ({})",
+                        names.join(", ")
+                    )))
+                }
+            },
+        }
+    }
+
+    /// Sources selected on the command line (all when none is named).
+    pub fn selected_sources(&self, names: &[String]) -> Result<Vec<PluginInstance>> {
+        if names.is_empty() {
+            return Ok(self.pipeline.sources.clone());
+        }
+        names.iter().map(|n| self.source(n).cloned()).collect()
+    }
+
+    /// Every (source, sink) pair of these sources, in file order.
+    pub fn pairs(&self, sources: &[PluginInstance]) -> Vec<(PluginInstance, Sink)> {
+        let mut pairs = Vec::new();
+        for source in sources {
+            for sink in self.pipeline.sinks.iter().filter(|s| s.inputs.contains(&source.name)) {
+                pairs.push((source.clone(), sink.clone()));
+            }
+        }
+        pairs
+    }
+}

@@ -1,0 +1,126 @@
+//! `run`: back up every (source, sink) pair, up to `concurrency` at a time,
+//! and report each job.
+
+use crate::error::{Error, Result};
+use crate::job::{Progress, RunInfo, run_job};
+use crate::plan::Plan;
+use crate::report::{JobReport, REPORT_VERSION, RunReport};
+use crate::stop::{Stop, StopReason};
+use std::sync::Arc;
+
+/// What to back up.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Only these sources (all when empty).
+    pub sources: Vec<String>,
+    /// Start new full backups.
+    pub full: bool,
+}
+
+/// A run whose plugins are loaded and storages opened, ready to start.
+pub struct PreparedRun {
+    plan: Arc<Plan>,
+    jobs: Vec<PreparedJob>,
+    info: RunInfo,
+}
+
+/// One job of a prepared run, with its live counters.
+pub struct PreparedJob {
+    source: orchestrator_config::PluginInstance,
+    sink: orchestrator_config::Sink,
+    /// `source→sink`, for progress lines.
+    pub name: String,
+    /// Counters the job updates as it goes.
+    pub progress: Arc<Progress>,
+}
+
+/// Load what the selected sources and their sinks need. Fails before any
+/// job starts when a name, a plugin or a target is wrong.
+pub fn prepare(mut plan: Plan, options: &RunOptions) -> Result<PreparedRun> {
+    let sources = plan.selected_sources(&options.sources)?;
+    let pairs = plan.pairs(&sources);
+    if pairs.is_empty() {
+        return Err(Error::Usage("no sink backs up the selected sources; nothing to do".into()));
+    }
+    let instances: Vec<_> = pairs.iter().flat_map(|(src, snk)| [src.clone(), snk.instance.clone()]).collect();
+    plan.load_plugins(&instances)?;
+    let sinks: Vec<_> = pairs.iter().map(|(_, s)| s.clone()).collect();
+    plan.open_storages(&sinks)?;
+    let jobs = pairs
+        .into_iter()
+        .map(|(source, sink)| PreparedJob {
+            name: format!("{}→{}", source.name, sink.instance.name),
+            source,
+            sink,
+            progress: Arc::default(),
+        })
+        .collect();
+    let info = RunInfo { run_id: run_id(), time: now(), force_full: options.full };
+    Ok(PreparedRun { plan: Arc::new(plan), jobs, info })
+}
+
+impl PreparedRun {
+    /// The jobs, for a progress display.
+    pub fn jobs(&self) -> &[PreparedJob] {
+        &self.jobs
+    }
+
+    /// Run every job to its end. `stop` is the run's: a signal asks every
+    /// job to stop; each also stops at its own time limit and when its lock
+    /// is lost. Failures of jobs are in the report, never an `Err`.
+    pub async fn run(self, stop: &Stop) -> RunReport {
+        let PreparedRun { plan, jobs, info } = self;
+        tracing::info!(pipeline = %plan.pipeline.name, run = %info.run_id, "starting {} job(s)", jobs.len());
+        let limit = Arc::new(tokio::sync::Semaphore::new(plan.pipeline.concurrency.max(1)));
+        let mut handles = Vec::new();
+        for job in jobs {
+            let (plan, info, limit, stop) = (plan.clone(), info.clone(), limit.clone(), stop.clone());
+            let (source_name, sink_name) = (job.source.name.clone(), job.sink.instance.name.clone());
+            let handle = tokio::spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                run_job(plan, job.source, job.sink, info, job.progress, &stop).await
+            });
+            handles.push((source_name, sink_name, handle));
+        }
+        let mut reports = Vec::new();
+        for (source, sink, handle) in handles {
+            let report = handle.await.unwrap_or_else(|e| JobReport {
+                error: Some(format!("the job crashed the host task: {e}")),
+                ..JobReport::new(source, sink, info.time)
+            });
+            reports.push(report);
+        }
+        let reason = stop.reason();
+        let mut report = RunReport {
+            report_version: REPORT_VERSION,
+            pipeline: plan.pipeline.name.clone(),
+            run_id: info.run_id,
+            time: info.time,
+            ok: false,
+            stopped: reason.as_ref().map(ToString::to_string),
+            signal: match reason {
+                Some(StopReason::Signal { number, .. }) => Some(number),
+                _ => None,
+            },
+            jobs: reports,
+        };
+        report.ok = report.failed() == 0;
+        report
+    }
+}
+
+/// Back up: [`prepare`], then [`PreparedRun::run`].
+pub async fn run_pipeline(plan: Plan, options: &RunOptions, stop: &Stop) -> Result<RunReport> {
+    Ok(prepare(plan, options)?.run(stop).await)
+}
+
+/// Seconds since the epoch.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// A run id that sorts by time and does not repeat: the time in hex and the pid.
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{nanos:x}-{:x}", std::process::id())
+}
