@@ -27,6 +27,14 @@ pub enum Error {
     /// backup, a restore target that cannot be opened).
     #[error("{0}")]
     Failed(String),
+    /// The run lock could not be taken, kept or released: names the lock's
+    /// path, who holds it and what to do.
+    #[error("{0}")]
+    Lock(String),
+    /// One entry could not be restored (the restore goes on; the report
+    /// lists it with its path).
+    #[error("{0}")]
+    Entry(String),
 }
 
 /// The core's results.

@@ -43,4 +43,4 @@ pub use env::Environment;
 pub use error::{Error, Result};
 pub use orchestrator_runtime::types;
 pub use plan::{Builtin, Plan};
-pub use restore_dir::{RestoreError, RestoreWriter, show};
+pub use restore_dir::{RestoreWriter, show};

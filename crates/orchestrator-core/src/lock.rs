@@ -21,6 +21,7 @@
 //! `run` takes it: restore, list, status and verify read complete sets only,
 //! and objects appear atomically.
 
+use crate::error::Error;
 use crate::timespec;
 use orchestrator_storage::Storage;
 use serde::{Deserialize, Serialize};
@@ -29,18 +30,6 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// Why the run lock could not be taken, kept or released: a sentence naming
-/// the lock's path, who holds it and what to do.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct LockError(pub String);
-
-impl From<String> for LockError {
-    fn from(message: String) -> LockError {
-        LockError(message)
-    }
-}
 
 /// The lock's name in a source's place.
 pub const LOCK_NAME: &str = ".orchestrator-lock";
@@ -263,21 +252,18 @@ enum Found {
 impl RunLock {
     /// Take the lock of source place `place` in `backend` for `owner`, taking
     /// over a stale one; an error says who holds it and what to do.
-    pub fn acquire(backend: Arc<dyn Storage>, place: &str, owner: &Owner) -> Result<RunLock, LockError> {
+    pub fn acquire(backend: Arc<dyn Storage>, place: &str, owner: &Owner) -> Result<RunLock, Error> {
         Self::acquire_for(backend, place, owner, TTL)
     }
 
     /// [`RunLock::acquire`] with another time to live (tests).
-    pub fn acquire_for(
-        backend: Arc<dyn Storage>,
-        place: &str,
-        owner: &Owner,
-        ttl: Duration,
-    ) -> Result<RunLock, LockError> {
+    pub fn acquire_for(backend: Arc<dyn Storage>, place: &str, owner: &Owner, ttl: Duration) -> Result<RunLock, Error> {
         let name = format!("{place}/{LOCK_NAME}");
         let path = backend.locate(&name);
         let here = Here::this();
-        let fail = |what: &str, e: orchestrator_storage::StorageError| format!("cannot {what} the lock {path}: {e}");
+        let fail = |what: &str, e: orchestrator_storage::StorageError| {
+            Error::Lock(format!("cannot {what} the lock {path}: {e}"))
+        };
         let changing_hands = || format!("cannot take the lock {path}: it keeps changing hands; run again later");
         let mut rounds = 0;
         loop {
@@ -301,14 +287,14 @@ impl RunLock {
             // Someone has it: judge what is there.
             rounds += 1;
             if rounds > 4 {
-                return Err(changing_hands().into());
+                return Err(Error::Lock(changing_hands()));
             }
             let Some((held_bytes, modified)) = backend.read_small_checked(&name).map_err(|e| fail("read", e))? else {
                 continue; // released meanwhile
             };
             let stale = match serde_json::from_slice::<LockInfo>(&held_bytes) {
                 Ok(held) => match judge(&held, now, &here, probe) {
-                    Verdict::Live => return Err(held_message(&held, &path, owner, &here, now).into()),
+                    Verdict::Live => return Err(Error::Lock(held_message(&held, &path, owner, &here, now))),
                     Verdict::Stale(why) => {
                         format!("run {} (host `{}`, pid {}): {why}", held.run_id, held.hostname, held.pid)
                     }
@@ -320,7 +306,7 @@ impl RunLock {
                         format!("an unreadable lock ({e}) untouched since {}", timespec::format(m))
                     }
                     _ => {
-                        return Err(LockError(format!(
+                        return Err(Error::Lock(format!(
                             "the lock {path} cannot be read ({e}); if no run is writing this source's backups, \
                              delete it and run again"
                         )));
@@ -366,11 +352,11 @@ impl RunLock {
         &self.path
     }
 
-    fn read(&self) -> Result<Found, LockError> {
+    fn read(&self) -> Result<Found, Error> {
         let found = self
             .backend
             .read_small_checked(&self.name)
-            .map_err(|e| format!("cannot read the lock {}: {e}", self.path))?;
+            .map_err(|e| Error::Lock(format!("cannot read the lock {}: {e}", self.path)))?;
         Ok(match found {
             None => Found::None,
             Some((bytes, _)) => match serde_json::from_slice::<LockInfo>(&bytes) {
@@ -385,16 +371,16 @@ impl RunLock {
     }
 
     /// Fail unless the lock is still ours: call before writing.
-    pub fn check(&self) -> Result<(), LockError> {
+    pub fn check(&self) -> Result<(), Error> {
         if let Some(reason) = self.lost.borrow().clone() {
-            return Err(reason.into());
+            return Err(Error::Lock(reason));
         }
         match self.read()? {
             Found::Ours => Ok(()),
             Found::None => {
-                Err(LockError(format!("the lock {} was removed while this run held it; stopping", self.path)))
+                Err(Error::Lock(format!("the lock {} was removed while this run held it; stopping", self.path)))
             }
-            Found::Other(who) => Err(LockError(format!("the lock {} was taken over by {who}; stopping", self.path))),
+            Found::Other(who) => Err(Error::Lock(format!("the lock {} was taken over by {who}; stopping", self.path))),
         }
     }
 
@@ -417,24 +403,26 @@ impl RunLock {
     }
 
     /// Stop renewing and remove the lock if it is still ours.
-    pub fn release(mut self) -> Result<(), LockError> {
+    pub fn release(mut self) -> Result<(), Error> {
         self.release_inner()
     }
 
-    fn release_inner(&mut self) -> Result<(), LockError> {
+    fn release_inner(&mut self) -> Result<(), Error> {
         self.stop_heartbeat();
         if std::mem::replace(&mut self.released, true) {
             return Ok(());
         }
         match self.read()? {
             Found::Ours => self.backend.remove(&self.name).map_err(|e| {
-                LockError(format!(
+                Error::Lock(format!(
                     "cannot remove the lock {}: {e}; delete it if no run is writing this source's backups",
                     self.path
                 ))
             }),
             Found::None => Ok(()),
-            Found::Other(who) => Err(LockError(format!("left the lock {} alone: it now belongs to {who}", self.path))),
+            Found::Other(who) => {
+                Err(Error::Lock(format!("left the lock {} alone: it now belongs to {who}", self.path)))
+            }
         }
     }
 }
@@ -648,7 +636,7 @@ mod tests {
         assert_eq!(info.hostname, hostname());
         lock.check().unwrap();
 
-        let err = RunLock::acquire(b.clone(), "docs", &owner("run-2")).unwrap_err().0;
+        let err = RunLock::acquire(b.clone(), "docs", &owner("run-2")).unwrap_err().to_string();
         let path = tmp.path().join("docs").join(LOCK_NAME).display().to_string();
         for needle in ["run-1", "nightly", &hostname(), &format!("pid {}", std::process::id()), "Wait", &path] {
             assert!(err.contains(needle), "{needle:?} not in: {err}");
@@ -656,7 +644,7 @@ mod tests {
         // Another source's place is another lock.
         let elsewhere = RunLock::acquire(b.clone(), "mail", &owner("run-2")).unwrap();
         // The same run twice (two sinks, one target) is told apart.
-        let same = RunLock::acquire(b.clone(), "docs", &owner("run-1")).unwrap_err().0;
+        let same = RunLock::acquire(b.clone(), "docs", &owner("run-1")).unwrap_err().to_string();
         assert!(same.contains("another job of this run"), "{same}");
 
         lock.release().unwrap();
@@ -664,8 +652,8 @@ mod tests {
         // A lock that is someone else's by now is left alone.
         let lock = RunLock::acquire(b.clone(), "docs", &owner("run-3")).unwrap();
         write_lock(tmp.path(), &foreign(now() + 600, std::process::id()));
-        assert!(lock.check().unwrap_err().0.contains("foreign-run"));
-        assert!(lock.release().unwrap_err().0.contains("left the lock"));
+        assert!(lock.check().unwrap_err().to_string().contains("foreign-run"));
+        assert!(lock.release().unwrap_err().to_string().contains("left the lock"));
         assert_eq!(read_lock(tmp.path()).unwrap().run_id, "foreign-run");
         drop(elsewhere);
         assert!(!tmp.path().join("mail").join(LOCK_NAME).exists(), "dropping did not release");
@@ -690,7 +678,7 @@ mod tests {
 
         // The same on another host is live until it expires.
         write_lock(tmp.path(), &LockInfo { hostname: "elsewhere".into(), ..foreign(now() + 600, dead) });
-        let err = RunLock::acquire(b.clone(), "docs", &owner("run-3")).unwrap_err().0;
+        let err = RunLock::acquire(b.clone(), "docs", &owner("run-3")).unwrap_err().to_string();
         assert!(err.contains("elsewhere") && err.contains("another host"), "{err}");
     }
 
@@ -701,7 +689,7 @@ mod tests {
         std::fs::create_dir_all(tmp.path().join("docs")).unwrap();
         let path = tmp.path().join("docs").join(LOCK_NAME);
         std::fs::write(&path, b"").unwrap();
-        let err = RunLock::acquire(b.clone(), "docs", &owner("run-1")).unwrap_err().0;
+        let err = RunLock::acquire(b.clone(), "docs", &owner("run-1")).unwrap_err().to_string();
         assert!(err.contains("cannot be read") && err.contains(&path.display().to_string()), "{err}");
         let old = std::time::SystemTime::now() - TTL - Duration::from_secs(5);
         std::fs::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
@@ -738,7 +726,7 @@ mod tests {
             let going_on = results.iter().filter(|r| r.as_ref().is_ok_and(|l| l.check().is_ok())).count();
             assert_eq!(going_on, 1, "round {round}: {results:?}");
             for r in &results {
-                if let Err(crate::lock::LockError(e)) = r {
+                if let Err(Error::Lock(e)) = r {
                     assert!(e.contains("locked by another run") || e.contains("changing hands"), "{e}");
                 }
             }

@@ -91,8 +91,7 @@ pub async fn restore(mut plan: Plan, request: &RestoreRequest) -> Result<Restore
         }
         None => {
             let target = DirTarget {
-                writer: RestoreWriter::new(&PathBuf::from(&request.to), request.force)
-                    .map_err(|e| Error::Usage(e.0))?,
+                writer: RestoreWriter::new(&PathBuf::from(&request.to), request.force)?,
                 prefix: prefix.clone(),
                 file: None,
             };
@@ -245,17 +244,17 @@ impl RestoreTarget for DirTarget {
     }
 
     async fn add(&mut self, entry: &Entry) -> Result<bool, String> {
-        self.file = self.writer.add(entry).map_err(|e| e.0)?;
+        self.file = self.writer.add(entry).map_err(|e| e.to_string())?;
         Ok(self.file.is_some())
     }
 
     async fn write(&mut self, data: &[u8]) -> Result<(), String> {
-        self.file.as_mut().map_or(Ok(()), |f| f.write(data)).map_err(|e| e.0)
+        self.file.as_mut().map_or(Ok(()), |f| f.write(data)).map_err(|e| e.to_string())
     }
 
     async fn end_entry(&mut self) -> Result<(), String> {
         match self.file.take() {
-            Some(f) => self.writer.finish_file(f).map_err(|e| e.0),
+            Some(f) => self.writer.finish_file(f).map_err(|e| e.to_string()),
             None => Ok(()),
         }
     }
@@ -267,7 +266,7 @@ impl RestoreTarget for DirTarget {
     }
 
     async fn finish(self) -> Result<Finished, String> {
-        let skipped = self.writer.finish().map_err(|e| e.0)?;
+        let skipped = self.writer.finish().map_err(|e| e.to_string())?;
         Ok(Finished { skipped, summary: None })
     }
 

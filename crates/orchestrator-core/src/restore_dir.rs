@@ -13,6 +13,7 @@
 //! name Maildir readers take a message's flags from, so a backup keeps one
 //! path per message while its flags change.
 
+use crate::error::Error;
 use orchestrator_runtime::types::{Entry, EntryKind, Metadata};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
@@ -22,16 +23,6 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// Why an entry could not be restored.
-#[derive(Debug)]
-pub struct RestoreError(pub String);
-
-impl std::fmt::Display for RestoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// Show a byte path to people.
 pub fn show(path: &[u8]) -> String {
     if path.is_empty() { ".".into() } else { String::from_utf8_lossy(path).into_owned() }
@@ -39,14 +30,14 @@ pub fn show(path: &[u8]) -> String {
 
 /// The components of an entry path, refusing anything that could leave the
 /// restore directory.
-pub fn components(path: &[u8]) -> Result<Vec<&[u8]>, RestoreError> {
+pub fn components(path: &[u8]) -> Result<Vec<&[u8]>, Error> {
     if path.is_empty() {
         return Ok(Vec::new());
     }
     let parts: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
     let bad = parts.iter().any(|c| c.is_empty() || *c == b"." || *c == b".." || c.contains(&0));
     if bad {
-        return Err(RestoreError(format!(
+        return Err(Error::Entry(format!(
             "refusing to restore {:?}: the path is absolute or contains `..`, `.` or an empty component",
             show(path)
         )));
@@ -62,13 +53,13 @@ const MAX_MAILDIR_INFO: usize = 2 + 52;
 /// The name a regular file named `name` is restored under: `<name>:<info>`
 /// when the entry has a `maildir.info` attribute, which must be `2,`
 /// followed by ASCII letters only.
-pub fn restored_name<'a>(name: &'a [u8], entry: &Entry) -> Result<Cow<'a, [u8]>, RestoreError> {
+pub fn restored_name<'a>(name: &'a [u8], entry: &Entry) -> Result<Cow<'a, [u8]>, Error> {
     let info = entry.attributes.iter().rev().find(|(n, _)| n == MAILDIR_INFO).map(|(_, v)| v.as_str());
     let Some(info) = info else { return Ok(Cow::Borrowed(name)) };
     let valid = info.len() <= MAX_MAILDIR_INFO
         && info.strip_prefix("2,").is_some_and(|flags| flags.bytes().all(|b| b.is_ascii_alphabetic()));
     if !valid {
-        return Err(RestoreError(format!(
+        return Err(Error::Entry(format!(
             "refusing to restore {:?}: its {MAILDIR_INFO} attribute {info:?} is not Maildir info (`2,` followed \
              by at most 52 ASCII letters)",
             show(&entry.path)
@@ -97,8 +88,8 @@ pub struct RestoreWriter {
     pub skipped: Vec<String>,
 }
 
-fn err(what: &str, path: &[u8], e: impl std::fmt::Display) -> RestoreError {
-    RestoreError(format!("{what} {}: {e}", show(path)))
+fn err(what: &str, path: &[u8], e: impl std::fmt::Display) -> Error {
+    Error::Entry(format!("{what} {}: {e}", show(path)))
 }
 
 fn timestamps(meta: &Metadata) -> Timestamps {
@@ -109,11 +100,11 @@ fn timestamps(meta: &Metadata) -> Timestamps {
 impl RestoreWriter {
     /// A writer restoring into `root`, which must not exist or be an empty
     /// directory unless `force` is set.
-    pub fn new(root: &Path, force: bool) -> Result<RestoreWriter, RestoreError> {
+    pub fn new(root: &Path, force: bool) -> Result<RestoreWriter, Error> {
         match std::fs::read_dir(root) {
             Ok(mut entries) => {
                 if !force && entries.next().is_some() {
-                    return Err(RestoreError(format!(
+                    return Err(Error::Usage(format!(
                         "{} is not empty; restore into a new or empty directory, or pass --force to \
                          overwrite what is there",
                         root.display()
@@ -121,12 +112,12 @@ impl RestoreWriter {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(root).map_err(|e| RestoreError(format!("creating {}: {e}", root.display())))?;
+                std::fs::create_dir_all(root).map_err(|e| Error::Usage(format!("creating {}: {e}", root.display())))?;
             }
-            Err(e) => return Err(RestoreError(format!("{}: {e}", root.display()))),
+            Err(e) => return Err(Error::Usage(format!("{}: {e}", root.display()))),
         }
         let root_fd = rustix::fs::open(root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| RestoreError(format!("opening {}: {e}", root.display())))?;
+            .map_err(|e| Error::Usage(format!("opening {}: {e}", root.display())))?;
         Ok(RestoreWriter {
             root: root.to_path_buf(),
             root_fd,
@@ -148,7 +139,7 @@ impl RestoreWriter {
 
     /// Leave directories until the stack is a prefix of `parent`, then enter
     /// (creating when missing) the rest of `parent`.
-    fn enter(&mut self, parent: &[&[u8]], path: &[u8]) -> Result<(), RestoreError> {
+    fn enter(&mut self, parent: &[&[u8]], path: &[u8]) -> Result<(), Error> {
         let common = self.stack.iter().zip(parent).take_while(|(d, c)| d.name == **c).count();
         while self.stack.len() > common {
             let dir = self.stack.pop().expect("len > common");
@@ -165,7 +156,7 @@ impl RestoreWriter {
                     self.open_dir(name).map_err(|e| err("opening directory for", path, e))?
                 }
                 Err(e) => {
-                    return Err(RestoreError(format!(
+                    return Err(Error::Entry(format!(
                         "refusing to restore {:?}: a parent is not a directory ({e})",
                         show(path)
                     )));
@@ -185,14 +176,14 @@ impl RestoreWriter {
         )
     }
 
-    fn apply_dir(&self, dir: &OpenDir) -> Result<(), RestoreError> {
+    fn apply_dir(&self, dir: &OpenDir) -> Result<(), Error> {
         if let Some(meta) = &dir.meta {
             self.apply_fd(&dir.fd, meta, &dir.name)?;
         }
         Ok(())
     }
 
-    fn apply_fd(&self, fd: impl AsFd, meta: &Metadata, path: &[u8]) -> Result<(), RestoreError> {
+    fn apply_fd(&self, fd: impl AsFd, meta: &Metadata, path: &[u8]) -> Result<(), Error> {
         if self.as_root {
             rustix::fs::fchown(
                 &fd,
@@ -209,7 +200,7 @@ impl RestoreWriter {
 
     /// Give the node `name` of the current directory its owner, when running
     /// as root (others cannot give files away); never follows a symlink.
-    fn chown_at(&self, name: &OsStr, meta: &Metadata, path: &[u8]) -> Result<(), RestoreError> {
+    fn chown_at(&self, name: &OsStr, meta: &Metadata, path: &[u8]) -> Result<(), Error> {
         if !self.as_root {
             return Ok(());
         }
@@ -234,11 +225,11 @@ impl RestoreWriter {
 
     /// Restore one entry. A regular file's content is written to the returned
     /// writer, which must then be passed to [`RestoreWriter::finish_file`].
-    pub fn add(&mut self, entry: &Entry) -> Result<Option<FileWriter>, RestoreError> {
+    pub fn add(&mut self, entry: &Entry) -> Result<Option<FileWriter>, Error> {
         let parts = components(&entry.path)?;
         let Some((name, parent)) = parts.split_last() else {
             if entry.meta.kind != EntryKind::Directory {
-                return Err(RestoreError("the root of a restore must be a directory".into()));
+                return Err(Error::Entry("the root of a restore must be a directory".into()));
             }
             self.root_meta = Some(entry.meta.clone());
             return Ok(None);
@@ -314,14 +305,14 @@ impl RestoreWriter {
     }
 
     /// Complete a regular file: flush it and apply its metadata.
-    pub fn finish_file(&self, writer: FileWriter) -> Result<(), RestoreError> {
+    pub fn finish_file(&self, writer: FileWriter) -> Result<(), Error> {
         let FileWriter { file, path, meta } = writer;
         let file = file.into_inner().map_err(|e| err("writing", &path, e.error()))?;
         self.apply_fd(&file, &meta, &path)
     }
 
     /// Apply the metadata of every directory still open, and of the root.
-    pub fn finish(mut self) -> Result<Vec<String>, RestoreError> {
+    pub fn finish(mut self) -> Result<Vec<String>, Error> {
         while let Some(dir) = self.stack.pop() {
             self.apply_dir(&dir)?;
         }
@@ -341,7 +332,7 @@ pub struct FileWriter {
 
 impl FileWriter {
     /// Append content.
-    pub fn write(&mut self, data: &[u8]) -> Result<(), RestoreError> {
+    pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
         self.file.write_all(data).map_err(|e| err("writing", &self.path, e))
     }
 }
@@ -417,7 +408,7 @@ mod tests {
         Entry { path: path.to_vec(), meta, attributes }
     }
 
-    fn restore_file(w: &mut RestoreWriter, e: &Entry, content: &[u8]) -> Result<(), RestoreError> {
+    fn restore_file(w: &mut RestoreWriter, e: &Entry, content: &[u8]) -> Result<(), Error> {
         let mut f = w.add(e)?.expect("a file");
         f.write(content)?;
         w.finish_file(f)
@@ -466,7 +457,7 @@ mod tests {
         let long = format!("2,{}", "S".repeat(53));
         for bad in ["2,F/S", "2,/../../x", "2,F\0", "1,S", "2,\u{15e}", "", ",S", "2,F S", "2,F:2,S", long.as_str()] {
             let e = with_attributes(b"msg", meta(EntryKind::File, 0o600), &[(MAILDIR_INFO, bad)]);
-            let error = w.add(&e).err().unwrap_or_else(|| panic!("{bad:?} accepted")).0;
+            let error = w.add(&e).err().unwrap_or_else(|| panic!("{bad:?} accepted")).to_string();
             assert!(error.contains("msg") && error.contains(MAILDIR_INFO), "{error}");
         }
         let ok = format!("2,{}", "S".repeat(52));
@@ -482,7 +473,7 @@ mod tests {
     fn a_non_empty_target_needs_force() {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join("x"), "").unwrap();
-        assert!(RestoreWriter::new(tmp.path(), false).err().unwrap().0.contains("--force"));
+        assert!(RestoreWriter::new(tmp.path(), false).err().unwrap().to_string().contains("--force"));
         assert!(RestoreWriter::new(tmp.path(), true).is_ok());
     }
 }

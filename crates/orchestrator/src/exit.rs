@@ -19,7 +19,7 @@ pub fn of_error(error: &Error) -> u8 {
     match error {
         Error::Config(_) | Error::Usage(_) | Error::Plugin(_) => USAGE,
         Error::NothingToRestore(_) => NOTHING,
-        Error::Failed(_) => FAILED,
+        Error::Failed(_) | Error::Lock(_) | Error::Entry(_) => FAILED,
     }
 }
 
@@ -92,6 +92,8 @@ mod tests {
         assert_eq!(of_error(&Error::Plugin("wants more".into())), 2);
         assert_eq!(of_error(&Error::NothingToRestore("no backup".into())), 3);
         assert_eq!(of_error(&Error::Failed("sink failed".into())), 1);
+        assert_eq!(of_error(&Error::Lock("locked by another run".into())), 1);
+        assert_eq!(of_error(&Error::Entry("a/b: permission denied".into())), 1);
     }
 
     #[test]
