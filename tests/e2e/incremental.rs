@@ -278,3 +278,73 @@ fn a_file_larger_than_the_plugins_memory_backs_up_and_restores_incrementally() {
     restored_equals(&env, &pipeline, Some(full["set"]["time"].as_i64().unwrap()), "r0", &s0);
     restored_equals(&env, &pipeline, None, "r1", &s1);
 }
+
+/// An hourly chain of a month: 700 sets. Each run merges every set's
+/// signatures and a restore, list or verify reads every set at once, so
+/// memory grew by a buffer per set until a chain of about 500 sets ran out
+/// of the plugin's default 512 MiB. The chain is made from real sets: a
+/// full and an incremental that adds a file, the incremental copied under
+/// the names of 699 more (adding the same file again restores the same
+/// tree), all dated in the past. Then, within the default limits, the next
+/// run appends set 702, and restore, list, status and verify read all.
+#[test]
+fn a_chain_of_700_sets_backs_up_restores_lists_and_verifies() {
+    let env = Env::new();
+    let data = env.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("a.txt"), "the first file\n").unwrap();
+    std::fs::write(env.path("pass"), "chain passphrase").unwrap();
+    let p = env.pipeline(
+        "p.toml",
+        &PIPELINE
+            .replace("encryption = \"none\"", "encryption = \"symmetric\"\npassphrase = { file = \"{dir}/pass\" }"),
+    );
+    backup(&env, &p, &[]);
+    std::fs::write(data.join("new.txt"), "added by every incremental\n").unwrap();
+    backup(&env, &p, &[]);
+
+    let place = env.path("backup/docs");
+    let names = objects(&place);
+    let stamp = |t: i64| jiff::Timestamp::from_second(t).unwrap().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let full_time = names.iter().find_map(|n| n.strip_prefix("duplicity-full.")).unwrap()[..16].to_string();
+    let inc: Vec<&String> = names.iter().filter(|n| n.contains(".to.")).collect();
+    assert_eq!(inc.len(), 3, "{names:?}");
+    let inc_end = inc[0].split(".to.").nth(1).unwrap()[..16].to_string();
+    const SETS: i64 = 700;
+    let start = jiff::Timestamp::now().as_second() - SETS - 100;
+    let rename = |from: &str, to: &str| std::fs::rename(place.join(from), place.join(to)).unwrap();
+    for n in names.iter().filter(|n| n.starts_with("duplicity-full")) {
+        rename(n, &n.replace(&full_time, &stamp(start)));
+    }
+    for n in &inc {
+        let first = n.replace(&full_time, &stamp(start)).replace(&inc_end, &stamp(start + 1));
+        rename(n, &first);
+        for k in 1..SETS {
+            let copy =
+                first.replace(&stamp(start + 1), &stamp(start + k + 1)).replace(&stamp(start), &stamp(start + k));
+            std::fs::copy(place.join(&first), place.join(copy)).unwrap();
+        }
+    }
+    std::fs::remove_dir_all(env.path("cache")).unwrap();
+    let expected = snapshot(&env, &data, "expected");
+
+    std::fs::write(data.join("b.txt"), "after a month of hourly sets\n").unwrap();
+    let next = backup(&env, &p, &[]);
+    assert_eq!(next["set"]["kind"], "incremental", "{next}");
+    assert_eq!(next["files_read"], 1, "only the new file is read: {next}");
+
+    let status = env.run(&["status", p.to_str().unwrap(), "--json"], &[]);
+    assert_eq!(status.code, 0, "{}", status.all());
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status[0]["chains"][0]["sets"].as_array().unwrap().len(), SETS as usize + 2, "{status}");
+
+    restored_equals(&env, &p, Some(start + SETS), "at-700", &expected);
+    let (run, dest) = restore(&env, &p, None, "latest");
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_same_tree(&data, &dest);
+    let list = env.run(&["list", p.to_str().unwrap(), "--source", "docs"], &[]);
+    assert_eq!(list.code, 0, "{}", list.all());
+    assert!(list.stdout.contains(" new.txt") && list.stdout.contains(" b.txt"), "{}", list.all());
+    let verify = env.run(&["verify", p.to_str().unwrap()], &[]);
+    assert_eq!(verify.code, 0, "{}", verify.all());
+}

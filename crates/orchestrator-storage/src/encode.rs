@@ -9,6 +9,7 @@
 use crate::{Encoding, KeyRing, ObjectSink, StorageError, StoredObject};
 use sha1::{Digest, Sha1};
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
@@ -267,10 +268,81 @@ impl Drop for ObjectWriter {
     }
 }
 
+/// Decoded objects smaller than this are decoded whole when opened, on the
+/// caller's thread, and their decoder (buffers, threads) is gone before the
+/// first read. A long chain's sets are opened all at once (their streams are
+/// merged by index) and most are small incrementals: they then cost their
+/// few decoded bytes each, not a decoder each.
+const WHOLE: usize = 256 << 10;
+
+/// Larger objects streaming now in this process.
+static STREAMING: AtomicUsize = AtomicUsize::new(0);
+/// How many streaming objects read ahead deeply; the others decode in small
+/// chunks, one ahead, so a chain of large sets stays bounded too.
+const DEEP: usize = 4;
+
+/// How far ahead an object is decoded, and in what chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ReadAhead {
+    queue: usize,
+    chunk: usize,
+}
+
+impl ReadAhead {
+    /// What an object opened now gets.
+    fn now() -> ReadAhead {
+        if STREAMING.load(Ordering::Relaxed) < DEEP {
+            ReadAhead { queue: QUEUE, chunk: 1 << 20 }
+        } else {
+            ReadAhead { queue: 1, chunk: 64 << 10 }
+        }
+    }
+}
+
+/// One streaming object, counted in [`STREAMING`] while it lives.
+struct Streaming;
+
+impl Streaming {
+    fn new() -> Streaming {
+        STREAMING.fetch_add(1, Ordering::Relaxed);
+        Streaming
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        STREAMING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What turns stored bytes into the object's bytes.
+enum Decoder {
+    /// Not a `BufRead` (gzip).
+    Read(Box<dyn Read + Send>),
+    /// A `BufRead` (an opened OpenPGP message): its buffer is appended to
+    /// each chunk, so no chunk is zeroed before it is filled.
+    Buffered(Box<dyn std::io::BufRead + Send>),
+}
+
+impl Decoder {
+    /// Up to `size` decoded bytes; fewer only at the end.
+    fn chunk(&mut self, size: usize) -> std::io::Result<Vec<u8>> {
+        match self {
+            Decoder::Read(inner) => crate::fill_expecting(inner, size as u32, size),
+            Decoder::Buffered(inner) => {
+                let mut chunk = Vec::with_capacity(size);
+                orchestrator_openpgp::append_from(&mut **inner, &mut chunk, size)?;
+                Ok(chunk)
+            }
+        }
+    }
+}
+
 /// Decoded bytes produced on a thread of their own, a few chunks ahead of the
 /// reader: inflating and decrypting a volume then overlaps with the plugin
 /// parsing the previous chunk and the host writing restored files.
 pub struct Prefetch {
+    _streaming: Streaming,
     rx: Receiver<std::io::Result<Vec<u8>>>,
     chunk: Vec<u8>,
     pos: usize,
@@ -280,32 +352,14 @@ pub struct Prefetch {
 }
 
 impl Prefetch {
-    const CHUNK: usize = 1 << 20;
-
-    /// Decode a reader that is not a `BufRead` (gzip).
-    fn start(mut inner: Box<dyn Read + Send>) -> Result<Prefetch, StorageError> {
-        Self::start_with(move || crate::fill_expecting(&mut inner, Self::CHUNK as u32, Self::CHUNK))
-    }
-
-    /// Decode a `BufRead` (an opened OpenPGP message): its buffer is appended
-    /// to each chunk, so no chunk is zeroed before it is filled.
-    fn start_buffered(mut inner: Box<dyn std::io::BufRead + Send>) -> Result<Prefetch, StorageError> {
-        Self::start_with(move || {
-            let mut chunk = Vec::with_capacity(Self::CHUNK);
-            orchestrator_openpgp::append_from(&mut *inner, &mut chunk, Self::CHUNK)?;
-            Ok(chunk)
-        })
-    }
-
-    fn start_with(
-        mut fill: impl FnMut() -> std::io::Result<Vec<u8>> + Send + 'static,
-    ) -> Result<Prefetch, StorageError> {
-        let (tx, rx) = sync_channel(QUEUE);
+    /// Go on decoding `decoder`, whose first decoded bytes are `head`.
+    fn start(head: Vec<u8>, mut decoder: Decoder, ahead: ReadAhead) -> Result<Prefetch, StorageError> {
+        let (tx, rx) = sync_channel(ahead.queue);
         std::thread::Builder::new()
             .name("object-decoder".into())
             .spawn(move || {
                 loop {
-                    let chunk = fill();
+                    let chunk = decoder.chunk(ahead.chunk);
                     let end = matches!(&chunk, Ok(c) if c.is_empty()) || chunk.is_err();
                     // A closed queue means the reader was dropped: stop.
                     if tx.send(chunk).is_err() || end {
@@ -314,7 +368,7 @@ impl Prefetch {
                 }
             })
             .map_err(|e| StorageError::Io(format!("cannot start a decoder thread: {e}")))?;
-        Ok(Prefetch { rx, chunk: Vec::new(), pos: 0, done: false, failed: None })
+        Ok(Prefetch { _streaming: Streaming::new(), rx, chunk: head, pos: 0, done: false, failed: None })
     }
 }
 
@@ -372,11 +426,14 @@ impl Read for Prefetch {
     }
 }
 
-/// An object being read for a plugin: the stored bytes as they are, or
-/// decoded on a thread of their own.
+/// An object being read for a plugin: the stored bytes as they are, a small
+/// object decoded whole, or a large one decoded on a thread of its own.
 pub enum ObjectReader {
     Raw(Box<dyn Read + Send>),
+    Whole(std::io::Cursor<Vec<u8>>),
     Decoded(Prefetch),
+    /// Decoding failed before the first read: every read says why.
+    Failed(std::io::ErrorKind, String),
 }
 
 impl ObjectReader {
@@ -386,17 +443,28 @@ impl ObjectReader {
         encoding: &Encoding,
         keys: &KeyRing,
     ) -> Result<ObjectReader, StorageError> {
-        Ok(match encoding {
-            Encoding::None => ObjectReader::Raw(raw),
-            Encoding::Gzip => ObjectReader::Decoded(Prefetch::start(Box::new(flate2::read::MultiGzDecoder::new(
-                std::io::BufReader::with_capacity(1 << 20, raw),
-            )))?),
+        if let Encoding::None = encoding {
+            return Ok(ObjectReader::Raw(raw));
+        }
+        let ahead = ReadAhead::now();
+        let input = std::io::BufReader::with_capacity(ahead.chunk, raw);
+        let mut decoder = match encoding {
             Encoding::Openpgp(k) => {
                 let key = keys.open_key(k)?;
-                let opened = orchestrator_openpgp::open(std::io::BufReader::with_capacity(1 << 20, raw), &key)
-                    .map_err(|e| keys.describe_open_error(e))?;
-                ObjectReader::Decoded(Prefetch::start_buffered(Box::new(opened))?)
+                let message = orchestrator_openpgp::open(input, &key).map_err(|e| keys.describe_open_error(e))?;
+                Decoder::Buffered(Box::new(message))
             }
+            Encoding::Gzip | Encoding::None => Decoder::Read(Box::new(flate2::read::MultiGzDecoder::new(input))),
+        };
+        // One byte past WHOLE tells a whole object from the head of a larger one.
+        Ok(match decoder.chunk(WHOLE + 1) {
+            Ok(mut head) if head.len() <= WHOLE => {
+                // Its room for WHOLE + 1 bytes would stay with it otherwise.
+                head.shrink_to_fit();
+                ObjectReader::Whole(std::io::Cursor::new(head))
+            }
+            Ok(head) => ObjectReader::Decoded(Prefetch::start(head, decoder, ahead)?),
+            Err(e) => ObjectReader::Failed(e.kind(), e.to_string()),
         })
     }
 
@@ -405,7 +473,18 @@ impl ObjectReader {
         let max = max.min(crate::MAX_READ);
         match self {
             ObjectReader::Raw(r) => crate::fill(r, max),
+            ObjectReader::Whole(c) if c.position() == 0 && c.get_ref().len() <= max as usize => {
+                Ok(std::mem::take(c.get_mut()))
+            }
+            ObjectReader::Whole(c) => {
+                let rest = &c.get_ref()[c.position() as usize..];
+                let n = rest.len().min(max as usize);
+                let out = rest[..n].to_vec();
+                c.set_position(c.position() + n as u64);
+                Ok(out)
+            }
             ObjectReader::Decoded(p) => p.read_chunk(max as usize),
+            ObjectReader::Failed(kind, message) => Err(std::io::Error::new(*kind, message.clone())),
         }
         .map_err(|e| {
             // A damaged or wrongly keyed message shows up while reading.
@@ -422,7 +501,9 @@ impl Read for ObjectReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
             ObjectReader::Raw(r) => r.read(buf),
+            ObjectReader::Whole(c) => c.read(buf),
             ObjectReader::Decoded(p) => p.read(buf),
+            ObjectReader::Failed(kind, message) => Err(std::io::Error::new(*kind, message.clone())),
         }
     }
 }

@@ -133,9 +133,10 @@ fn describe(set: &Set, sizes: &std::collections::HashMap<String, u64>) -> Backup
 /// The chain's state at its end, from its sigtars (cached or remote).
 fn chain_state(sealing: &Sealing, chain: &DupChain) -> Result<Collated, PluginError> {
     let mut sources: Vec<Box<dyn SigSource>> = Vec::new();
+    let buffer = reader::stream_buffer(chain.sets().count());
     for set in chain.sets() {
         let reader = store::signatures_of(sealing, set)?;
-        sources.push(Box::new(SigTar::new(BufReader::with_capacity(1 << 20, reader))));
+        sources.push(Box::new(SigTar::new(BufReader::with_capacity(buffer, reader))));
     }
     Collated::new(sources).map_err(|e| PluginError::Corrupt(format!("the chain's signatures cannot be read: {e}")))
 }

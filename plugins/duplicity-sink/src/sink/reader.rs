@@ -44,6 +44,7 @@ fn corrupt(e: io::Error) -> PluginError {
 pub struct SetStream {
     sealing: Sealing,
     names: VecDeque<String>,
+    buffer: usize,
     volume: Option<Volume>,
     lookahead: Option<Header>,
     head: Option<Head>,
@@ -53,9 +54,17 @@ pub struct SetStream {
 
 impl SetStream {
     /// The set whose volumes are `names`, positioned on its first entry.
-    pub fn open(sealing: Sealing, names: Vec<String>) -> Result<SetStream, PluginError> {
-        let mut s =
-            SetStream { sealing, names: names.into(), volume: None, lookahead: None, head: None, drained: true };
+    /// `buffer` is the read buffer of each of its volumes in turn.
+    pub fn open(sealing: Sealing, names: Vec<String>, buffer: usize) -> Result<SetStream, PluginError> {
+        let mut s = SetStream {
+            sealing,
+            names: names.into(),
+            buffer,
+            volume: None,
+            lookahead: None,
+            head: None,
+            drained: true,
+        };
         s.advance()?;
         Ok(s)
     }
@@ -71,7 +80,7 @@ impl SetStream {
                 return Ok(Some(h));
             }
             let Some(name) = self.names.pop_front() else { return Ok(None) };
-            self.volume = Some(TarReader::new(BufReader::with_capacity(1 << 20, self.sealing.open(&name)?)));
+            self.volume = Some(TarReader::new(BufReader::with_capacity(self.buffer, self.sealing.open(&name)?)));
         }
     }
 
@@ -157,6 +166,16 @@ impl Base for ScratchFile {
     }
 }
 
+/// The read buffer of each of `streams` objects read at once (a chain's
+/// sets, merged by index). One stream gets 1 MiB, as many host chunks as
+/// fit; a long chain shares 64 MiB, at least 64 KiB each, so an hourly
+/// chain of a month (700 sets) stays far inside the plugin's memory limit
+/// instead of needing 700 MiB.
+pub fn stream_buffer(streams: usize) -> usize {
+    const SHARED: usize = 64 << 20;
+    (SHARED / streams.max(1)).clamp(64 << 10, 1 << 20)
+}
+
 fn under(path: &[u8], prefix: &[u8]) -> bool {
     prefix.is_empty() || path == prefix || (path.starts_with(prefix) && path.get(prefix.len()) == Some(&b'/'))
 }
@@ -238,7 +257,9 @@ impl DupReader {
         prefix: Option<Vec<u8>>,
         with_content: bool,
     ) -> Result<DupReader, PluginError> {
-        let sets = sets.into_iter().map(|names| SetStream::open(sealing.clone(), names)).collect::<Result<_, _>>()?;
+        let buffer = stream_buffer(sets.len());
+        let sets =
+            sets.into_iter().map(|names| SetStream::open(sealing.clone(), names, buffer)).collect::<Result<_, _>>()?;
         Ok(DupReader { sets, prefix: prefix.unwrap_or_default(), with_content, content: Content::None })
     }
 
