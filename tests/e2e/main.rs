@@ -13,4 +13,5 @@ mod incremental; // chains: deltas, deletions, restore at every time, new chains
 mod lock; // the run lock: live locks fail only their job, stale ones are taken over, kill -9 at any moment, two runs at once
 mod roundtrip; // a tree with odd names, modes, links and fifos through backup and restore
 mod sandbox; // misbehaving plugins fail only their own job
+mod sftp_storage; // sftp:// targets against a real sshd: a chain there and back, the lock, host keys, bad settings
 mod truenas; // the truenas-dataset source against the fake TrueNAS (each API generation) and a real sshd

@@ -45,6 +45,12 @@ pub struct Sink {
     pub instance: PluginInstance,
     /// Storage URL the host opens for the sink.
     pub target: Option<String>,
+    /// The `[sinks.NAME.storage]` table: how the host reaches the target
+    /// (logins, host keys); secrets as `{"secret": "storage.<key>"}`. Never
+    /// given to the plugin.
+    pub storage: serde_json::Map<String, serde_json::Value>,
+    /// The secret references of `storage`, keys `storage.<key>`.
+    pub storage_secrets: Vec<SecretRef>,
     /// Sources backed up into this sink (every source when not listed).
     pub inputs: Vec<String>,
 }

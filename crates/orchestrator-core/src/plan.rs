@@ -8,11 +8,13 @@
 
 use crate::env::Environment;
 use crate::error::{Error, Result};
-use orchestrator_config::{Pipeline, PluginInstance, PluginKind, PluginRef, SecretSource, SecretValue, Secrets, Sink};
+use orchestrator_config::{
+    Pipeline, PluginInstance, PluginKind, PluginRef, SecretRef, SecretSource, SecretValue, Secrets, Sink,
+};
 use orchestrator_runtime::grants::{self, Granted};
 use orchestrator_runtime::types::{PluginError, Want};
 use orchestrator_runtime::{Grants, Limits, LoadedPlugin, Runtime, RuntimeError, SinkInstance, SourceInstance, World};
-use orchestrator_storage::{KeyRing, Place, RESERVED_PREFIX, Storage};
+use orchestrator_storage::{KeyRing, Place, RESERVED_PREFIX, Storage, StorageOptions};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -178,8 +180,13 @@ impl Plan {
 
     /// Resolve an instance's secret references to values.
     pub fn resolve_secrets(&self, inst: &PluginInstance) -> Result<Secrets> {
+        self.resolve(inst, &inst.secrets)
+    }
+
+    /// Resolve secret references of `inst`'s table to values.
+    fn resolve(&self, inst: &PluginInstance, refs: &[SecretRef]) -> Result<Secrets> {
         let mut out = Secrets::default();
-        for s in &inst.secrets {
+        for s in refs {
             let where_ = format!("{}: {}.{}.{}", self.file_line(inst, &s.key), kind_table(inst), inst.name, s.key);
             let value = match &s.source {
                 SecretSource::Env(var) => self
@@ -204,10 +211,23 @@ impl Plan {
             if self.storages.contains_key(target) {
                 continue;
             }
-            match orchestrator_storage::open(target) {
+            let options = match self.storage_options(sink) {
+                Ok(o) => o,
+                Err(e) => {
+                    problems.push(e.to_string());
+                    continue;
+                }
+            };
+            match orchestrator_storage::open_with(target, &options) {
                 Ok(s) => {
                     self.storages.insert(target.clone(), s);
                 }
+                // Errors about the storage table say `storage.<key>: …`.
+                Err(e) if e.to_string().starts_with("storage") => problems.push(format!(
+                    "{}: sinks.{}.{e}",
+                    self.file_line(&sink.instance, "storage"),
+                    sink.instance.name
+                )),
                 Err(e) => problems.push(format!(
                     "{}: sinks.{}.target: {e}",
                     self.file_line(&sink.instance, "target"),
@@ -216,6 +236,17 @@ impl Plan {
             }
         }
         if problems.is_empty() { Ok(()) } else { Err(Error::Config(problems.join("\n"))) }
+    }
+
+    /// A sink's storage table, its secrets resolved and its paths anchored
+    /// at the pipeline file.
+    fn storage_options(&self, sink: &Sink) -> Result<StorageOptions> {
+        Ok(StorageOptions {
+            values: sink.storage.clone(),
+            secrets: self.resolve(&sink.instance, &sink.storage_secrets)?,
+            base_dir: self.pipeline.file.parent().map(Path::to_path_buf).unwrap_or_default(),
+            home: self.env.var("HOME").map(PathBuf::from),
+        })
     }
 
     /// The storage of a sink's target (after [`Plan::open_storages`]); none

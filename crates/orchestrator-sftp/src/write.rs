@@ -45,6 +45,43 @@ impl Sftp {
         Ok(AtomicWriter { file: Some(BufWriter::with_capacity(WRITE_CHUNK, file)), sftp: self.clone(), temp, dest })
     }
 
+    /// Create `path` holding `data` only if nothing has that name: `false`
+    /// when something has (`O_EXCL` on the server). SFTP has no portable way
+    /// to link a finished temporary to a name without replacing what is
+    /// there, so the content is written under the final name: for the moment
+    /// it takes, a reader may find it short. Its one user, the run lock,
+    /// treats an unreadable lock as held until it has been untouched for a
+    /// while. The directory must exist ([`Sftp::mkdir_all`]).
+    pub fn create_exclusive(&self, path: impl AsRef<Path>, data: &[u8]) -> Result<bool, SftpError> {
+        let path = path.as_ref();
+        let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUSIVE;
+        let mut file = match self.raw().open_mode(path, flags, NEW_FILE_MODE, OpenType::File) {
+            Ok(file) => file,
+            // SFTP v3 reports an existing name as a plain failure: ask.
+            Err(e) => {
+                return match self.raw().lstat(path) {
+                    Ok(_) => Ok(false),
+                    Err(_) => Err(SftpError::from_op(self.target(), "creating", path, e)),
+                };
+            }
+        };
+        let written = file.write_all(data).map_err(|e| SftpError::Remote {
+            target: self.target().clone(),
+            op: "writing",
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        });
+        let synced = match file.fsync() {
+            Err(e) if e.code() != ssh2::ErrorCode::SFTP(FX_OP_UNSUPPORTED) => {
+                Err(SftpError::from_op(self.target(), "writing", path, e))
+            }
+            _ => Ok(()),
+        };
+        let closed = file.close().map_err(|e| SftpError::from_op(self.target(), "writing", path, e));
+        written.and(synced).and(closed)?;
+        Ok(true)
+    }
+
     /// Remove file `path`; a missing one is a [`crate::ErrorKind::NotFound`]
     /// error, which a caller deleting debris may ignore.
     pub fn remove(&self, path: impl AsRef<Path>) -> Result<(), SftpError> {

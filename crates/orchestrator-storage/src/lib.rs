@@ -34,7 +34,9 @@ mod encode;
 mod error;
 mod file;
 mod keys;
+mod options;
 mod place;
+mod sftp;
 
 pub use cache::sink_cache_dir;
 pub use chunk::{MAX_READ, fill, fill_expecting};
@@ -42,8 +44,10 @@ pub use encode::{ObjectReader, ObjectWriter};
 pub use error::StorageError;
 pub use file::FileStorage;
 pub use keys::KeyRing;
+pub use options::StorageOptions;
 pub use orchestrator_config::{SecretValue, Secrets};
 pub use place::Place;
+pub use sftp::SftpStorage;
 
 use std::io::Read;
 use std::sync::Arc;
@@ -129,17 +133,28 @@ pub trait ObjectSink: Send + Sync {
     fn commit(self: Box<Self>) -> Result<(), StorageError>;
 }
 
-/// The storage of a target URL. The one place that knows every kind.
+/// The storage of a target URL that needs no settings (a `file://` one).
 pub fn open(url: &str) -> Result<Arc<dyn Storage>, StorageError> {
-    let (scheme, _) = url
-        .split_once("://")
-        .ok_or_else(|| StorageError::Config(format!("target `{url}` is not a URL (expected file:///path)")))?;
+    open_with(url, &StorageOptions::default())
+}
+
+/// The storage of a target URL with its sink's storage table. The one place
+/// that knows every kind. Nothing is contacted yet: a storage connects at
+/// its first operation, so checking a pipeline touches no target.
+pub fn open_with(url: &str, options: &StorageOptions) -> Result<Arc<dyn Storage>, StorageError> {
+    let (scheme, _) = url.split_once("://").ok_or_else(|| {
+        StorageError::Config(format!("target `{url}` is not a URL (expected file:///path or sftp://user@host/path)"))
+    })?;
     match scheme {
-        "file" => Ok(Arc::new(FileStorage::from_url(url)?)),
-        "sftp" | "s3" => {
-            Err(StorageError::Config(format!("target scheme `{scheme}://` is not supported yet; use file:///path")))
+        "file" => {
+            options.only(&[], "file://")?;
+            Ok(Arc::new(FileStorage::from_url(url)?))
         }
-        other => Err(StorageError::Config(format!("unknown target scheme `{other}://` (expected file://)"))),
+        "sftp" => Ok(Arc::new(SftpStorage::new(url, options)?)),
+        "s3" => Err(StorageError::Config(format!(
+            "target scheme `{scheme}://` is not supported yet; use file:///path or sftp://user@host/path"
+        ))),
+        other => Err(StorageError::Config(format!("unknown target scheme `{other}://` (expected file:// or sftp://)"))),
     }
 }
 

@@ -15,6 +15,8 @@ use toml::de::{DeTable, DeValue};
 struct SinkKeys {
     target: Option<String>,
     inputs: Option<Vec<String>>,
+    storage: serde_json::Map<String, Json>,
+    storage_secrets: Vec<crate::SecretRef>,
 }
 
 /// A storage URL starts with a scheme: a letter, then letters, digits, `+`,
@@ -104,6 +106,19 @@ impl Parser<'_> {
                     None => {}
                 },
                 ("inputs", PluginKind::Sink) => sink_keys.inputs = Some(self.inputs(v, &path)),
+                ("storage", PluginKind::Sink) => match v.get_ref() {
+                    DeValue::Table(_) => {
+                        if let Json::Object(table) = self.plugin_config(v, &key, &path, &mut sink_keys.storage_secrets)
+                        {
+                            sink_keys.storage = table;
+                        }
+                    }
+                    other => self.error(
+                        v.span(),
+                        &path,
+                        format!("expected a table of the target's settings, found {}", type_name(other)),
+                    ),
+                },
                 _ => {
                     let json = self.plugin_config(v, &key, &path, &mut secrets);
                     config.insert(key, json);
@@ -128,7 +143,13 @@ impl Parser<'_> {
             key_lines,
         };
         let inputs = sink_keys.inputs.unwrap_or_else(|| self.source_names.clone());
-        Some(Sink { instance, target: sink_keys.target, inputs })
+        Some(Sink {
+            instance,
+            target: sink_keys.target,
+            storage: sink_keys.storage,
+            storage_secrets: sink_keys.storage_secrets,
+            inputs,
+        })
     }
 
     fn plugin_ref(&mut self, v: &Spanned<DeValue<'_>>, key: &str) -> Option<PluginRef> {
