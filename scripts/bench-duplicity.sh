@@ -16,8 +16,9 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 work=${BENCH_DIR:-/dev/shm/orchestrator-bench-dup}
 rm -rf "$work"; mkdir -p "$work"
-cargo build --release --quiet
-bin=$repo/target/release/orchestrator
+# ORCHESTRATOR=/path/to/binary measures another build (a baseline).
+bin=${ORCHESTRATOR:-$repo/target/release/orchestrator}
+[ -n "${ORCHESTRATOR:-}" ] || cargo build --release --quiet
 command -v restic >/dev/null || { echo "installing restic"; apt-get install -y -q restic >/dev/null; }
 # duplicity 3.x as scripts/test.sh installs it, else Debian's.
 dup3=${ORCHESTRATOR_DUPLICITY3:-${XDG_CACHE_HOME:-$HOME/.cache}/orchestrator-ci/duplicity3/bin/duplicity}
