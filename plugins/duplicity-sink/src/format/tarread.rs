@@ -64,7 +64,10 @@ fn pax(records: &[u8], ext: &mut Extended) {
     let mut rest = records;
     while let Some(space) = rest.iter().position(|&b| b == b' ') {
         let Some(len) = std::str::from_utf8(&rest[..space]).ok().and_then(|l| l.parse::<usize>().ok()) else { return };
-        if len == 0 || len > rest.len() {
+        // A record holds its length, a space, and at least its newline: a
+        // damaged or hostile length ends the parse instead of slicing
+        // outside the record.
+        if len < space + 2 || len > rest.len() || rest[len - 1] != b'\n' {
             return;
         }
         let record = &rest[space + 1..len - 1];
@@ -255,6 +258,19 @@ mod tests {
         assert_eq!((h.name.clone(), h.size, h.attributes.clone(), h.file_size), (long, 3, sorted, Some(1234)));
         let h = r.next_header().unwrap().unwrap();
         assert_eq!((h.name, h.attributes, h.file_size), (b"snapshot/plain".to_vec(), vec![], None));
+    }
+
+    #[test]
+    fn damaged_pax_records_are_ignored_not_a_panic() {
+        for records in [&b"1 x"[..], b"2 x", b"3 x\n", b"0 x=y\n", b"99 path=x\n", b"7 path=x", b"x path=y\n", b" "] {
+            let mut ext = Extended::default();
+            pax(records, &mut ext);
+            assert_eq!(ext.name, None, "{:?}", String::from_utf8_lossy(records));
+        }
+        // A well-formed one still is.
+        let mut ext = Extended::default();
+        pax(b"12 path=abc\n", &mut ext);
+        assert_eq!(ext.name.as_deref(), Some(&b"abc"[..]));
     }
 
     #[test]
