@@ -187,6 +187,16 @@ fn the_cache_is_disposable_and_the_target_is_the_truth() {
     let cached = objects(&cache);
     assert!(cached.iter().any(|n| n.ends_with(".manifest")), "{cached:?}");
     assert!(cached.iter().any(|n| n.ends_with(".sigtar.gz")), "{cached:?}");
+    // Plaintext manifests and signatures (every path, owner and size of the
+    // archive): the user's alone.
+    let private = |dir: &Path| {
+        for path in crate::roundtrip::walk(dir) {
+            let mode = std::fs::symlink_metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, if path.is_dir() { 0o700 } else { 0o600 }, "{}", path.display());
+        }
+    };
+    private(&env.path("cache"));
+    private(&env.path("backup/docs"));
 
     // Without the cache the next incremental reads the signatures from the
     // target and still reads only what changed.
@@ -200,8 +210,12 @@ fn the_cache_is_disposable_and_the_target_is_the_truth() {
     // Cached metadata of a set the target no longer has is dropped.
     let stale = cache.join("duplicity-full.20200101T000000Z.manifest");
     std::fs::write(&stale, "Volume 1:\n").unwrap();
+    // A cache an older version left world-readable is closed.
+    let sink_cache = cache.parent().unwrap();
+    std::fs::set_permissions(sink_cache, std::fs::Permissions::from_mode(0o755)).unwrap();
     backup(&env, &pipeline, &[]);
     assert!(!stale.exists(), "stale cache entry survived: {:?}", objects(&cache));
+    assert_eq!(std::fs::metadata(sink_cache).unwrap().permissions().mode() & 0o777, 0o700);
     restored_equals(&env, &pipeline, None, "r", &s1);
 }
 

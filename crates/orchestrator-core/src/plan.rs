@@ -16,6 +16,7 @@ use orchestrator_runtime::types::{PluginError, Want};
 use orchestrator_runtime::{Grants, Limits, LoadedPlugin, Runtime, RuntimeError, SinkInstance, SourceInstance, World};
 use orchestrator_storage::{KeyRing, Place, RESERVED_PREFIX, Storage, StorageOptions};
 use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -269,6 +270,13 @@ impl Plan {
     fn sink_cache(&self, sink: &Sink) -> Option<Arc<dyn Storage>> {
         let target = sink.target.as_ref()?;
         let dir = orchestrator_storage::sink_cache_dir(&self.cache_dir()?, &sink.instance.name, target);
+        // A cache made by an older version may be world-readable; what the
+        // storage makes from now on is the user's alone.
+        if let Ok(meta) = std::fs::metadata(&dir)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        }
         orchestrator_storage::open(&format!("file://{}", dir.display())).ok()
     }
 

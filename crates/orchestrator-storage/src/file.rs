@@ -3,6 +3,7 @@
 use crate::{ObjectInfo, ObjectSink, SmallObject, Storage, StorageError};
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,6 +18,12 @@ const NEW_PREFIX: &str = ".orchestrator-new-";
 
 /// Age after which a [`NEW_PREFIX`] file is debris.
 const NEW_DEBRIS_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Objects and the directories made for them are the backup user's alone,
+/// as on `sftp://` targets: a cache holds plaintext manifests and
+/// signatures (every path, owner and size) even of encrypted archives.
+const FILE_MODE: u32 = 0o600;
+const DIR_MODE: u32 = 0o700;
 
 /// A directory holding the target's objects.
 #[derive(Debug)]
@@ -52,9 +59,14 @@ impl FileStorage {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let dest = self.root.join(name);
         let dir = dest.parent().expect("object names have a parent").to_path_buf();
-        fs::create_dir_all(&dir).map_err(|e| io("creating", &dir, e))?;
+        fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(&dir).map_err(|e| io("creating", &dir, e))?;
         let temp = dir.join(format!("{prefix}{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-        let file = File::create_new(&temp).map_err(|e| io("creating", &temp, e))?;
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&temp)
+            .map_err(|e| io("creating", &temp, e))?;
         Ok((file, temp, dest))
     }
 
@@ -116,7 +128,7 @@ impl Storage for FileStorage {
             Ok(()) => true,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
             Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS)) => {
-                match File::options().write(true).create_new(true).open(&dest) {
+                match File::options().write(true).create_new(true).mode(FILE_MODE).open(&dest) {
                     Ok(mut f) => {
                         f.write_all(data).and_then(|()| f.sync_all()).map_err(|e| io("writing", &dest, e))?;
                         true
