@@ -165,3 +165,31 @@ fn restore_of_one_path_and_retention() {
     assert_eq!(verify.code, 0, "{}", verify.all());
     assert!(verify.stdout.contains("ok, 2 object(s)"), "{}", verify.all());
 }
+
+/// A file name is data from whoever wrote the tree: `list` shows it with
+/// terminal controls escaped, so listing a hostile backup cannot rewrite the
+/// screen; `--json` keeps the exact bytes.
+#[test]
+fn list_escapes_terminal_controls_and_json_keeps_the_bytes() {
+    let env = Env::new();
+    let root = env.path("data");
+    std::fs::create_dir(&root).unwrap();
+    let hostile = "a\u{1b}]0;pwn\u{7}\u{1b}[2J\u{9b}31m";
+    std::fs::write(root.join(hostile), "x").unwrap();
+    std::fs::write(root.join("two\nlines"), "y").unwrap();
+    let p = env.pipeline("p.toml", PIPELINE);
+    let p = p.to_str().unwrap();
+    assert_eq!(env.run(&["run", p], &[]).code, 0);
+
+    let list = env.run(&["list", p, "--source", "docs"], &[]);
+    assert_eq!(list.code, 0, "{}", list.all());
+    assert!(!list.stdout.contains(['\u{1b}', '\u{7}', '\u{9b}']), "{:?}", list.stdout);
+    assert!(list.stdout.contains("a\\u{1b}]0;pwn\\u{7}\\u{1b}[2J\\u{9b}31m"), "{}", list.stdout);
+    assert!(list.stdout.contains(" two\\nlines\n"), "{}", list.stdout);
+    assert_eq!(list.stdout.lines().count(), 3, "one line per entry: {}", list.stdout);
+
+    let json = env.run(&["list", p, "--source", "docs", "--json"], &[]);
+    let entries: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let paths: Vec<&str> = entries.as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert!(paths.contains(&hostile) && paths.contains(&"two\nlines"), "{paths:?}");
+}

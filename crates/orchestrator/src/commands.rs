@@ -27,6 +27,17 @@ pub struct Invocation {
 /// Run a command; its output goes to `out`, its errors to `err`, logs to
 /// the tracing subscriber. Returns the exit code.
 pub async fn execute(command: Command, how: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    // Names and messages come from backups, plugins and servers: text for
+    // people is filtered; JSON escapes them itself and keeps their bytes.
+    let mut text;
+    let out: &mut dyn Write = if json_output(&command) {
+        out
+    } else {
+        text = render::Printable::new(out);
+        &mut text
+    };
+    let mut err = render::Printable::new(err);
+    let err: &mut dyn Write = &mut err;
     let result = dispatch(command, how, out, err).await;
     let code = match result {
         Ok(code) => code,
@@ -74,7 +85,8 @@ async fn dispatch(command: Command, how: &Invocation, out: &mut dyn Write, err: 
             }
             if let Some(t) = ticker {
                 t.abort();
-                let _ = write!(err, "\r\x1b[K");
+                // The ticker's own line on the terminal, cleared.
+                eprint!("\r\x1b[K");
             }
             shown(render::run(out, &report, args.json));
             Ok(exit::of_run(&report))
@@ -155,6 +167,20 @@ async fn dispatch(command: Command, how: &Invocation, out: &mut dyn Write, err: 
              Kubernetes CronJob"
                 .into(),
         )),
+    }
+}
+
+/// Whether the command prints JSON on stdout.
+fn json_output(command: &Command) -> bool {
+    match command {
+        Command::Run(a) => a.json,
+        Command::Restore(a) => a.json,
+        Command::List(a) => a.json,
+        Command::Status(a) => a.json,
+        Command::Verify(a) => a.json,
+        Command::Validate(a) => a.json,
+        Command::Plugin(PluginCommand::List { json } | PluginCommand::Inspect { json, .. }) => *json,
+        Command::Daemon(_) => false,
     }
 }
 

@@ -19,6 +19,92 @@ pub fn human_bytes(n: u64) -> String {
     if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
+/// Output for a terminal: control characters that are not line structure
+/// (ESC, BEL, CR, DEL, the C1 controls) are written escaped, as `\u{1b}`,
+/// so a name from a backup or a server cannot move the cursor, retitle the
+/// window or clear the screen of whoever reads it. JSON has none to escape:
+/// serde_json writes them as `\u001b`, and the exact bytes stay there.
+pub struct Printable<'a> {
+    inner: &'a mut dyn Write,
+    /// A 0xC2 at the end of the last write: the first byte of a C1 control
+    /// or of a printable character, decided by the next byte.
+    held: bool,
+}
+
+impl<'a> Printable<'a> {
+    /// Filter what goes to `inner`.
+    pub fn new(inner: &'a mut dyn Write) -> Printable<'a> {
+        Printable { inner, held: false }
+    }
+
+    fn escape(&mut self, byte: u8) -> io::Result<()> {
+        write!(self.inner, "\\u{{{byte:x}}}")
+    }
+}
+
+impl Write for Printable<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut start = 0;
+        let mut i = 0;
+        if self.held {
+            self.held = false;
+            match buf.first() {
+                Some(&b) if (0x80..=0x9f).contains(&b) => {
+                    self.escape(b)?;
+                    start = 1;
+                    i = 1;
+                }
+                Some(_) => self.inner.write_all(&[0xc2])?,
+                None => {
+                    self.held = true;
+                    return Ok(0);
+                }
+            }
+        }
+        while i < buf.len() {
+            let b = buf[i];
+            let c0 = (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f;
+            let c1 = b == 0xc2 && buf.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n));
+            if c0 || c1 || (b == 0xc2 && i + 1 == buf.len()) {
+                self.inner.write_all(&buf[start..i])?;
+                if c0 {
+                    self.escape(b)?;
+                    i += 1;
+                } else if c1 {
+                    self.escape(buf[i + 1])?;
+                    i += 2;
+                } else {
+                    self.held = true;
+                    i += 1;
+                }
+                start = i;
+            } else {
+                i += 1;
+            }
+        }
+        self.inner.write_all(&buf[start..])?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if std::mem::take(&mut self.held) {
+            self.inner.write_all(&[0xc2])?;
+        }
+        self.inner.flush()
+    }
+}
+
+impl Drop for Printable<'_> {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+/// A name on one line: a newline in it is shown as `\n`.
+fn one_line(name: String) -> String {
+    if name.contains('\n') { name.replace('\n', "\\n") } else { name }
+}
+
 /// Pretty JSON and a newline.
 pub fn json(out: &mut dyn Write, value: &impl serde::Serialize) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, value).map_err(io::Error::other)?;
@@ -91,7 +177,7 @@ pub fn restore(out: &mut dyn Write, err: &mut dyn Write, r: &RestoreReport, as_j
             if f.path.is_empty() {
                 writeln!(err, "  {}", f.error)?;
             } else {
-                writeln!(err, "  {}: {}", f.path, f.error)?;
+                writeln!(err, "  {}: {}", one_line(f.path.clone()), f.error)?;
             }
         }
     }
@@ -179,7 +265,7 @@ impl ListJson {
 /// One `list` line.
 pub fn list_line(out: &mut dyn Write, e: &Entry) -> io::Result<()> {
     let m = &e.meta;
-    let target = m.symlink_target.as_deref().map(|t| format!(" -> {}", show(t))).unwrap_or_default();
+    let target = m.symlink_target.as_deref().map(|t| format!(" -> {}", one_line(show(t)))).unwrap_or_default();
     writeln!(
         out,
         "{} {:>5}/{:<5} {:>12} {} {}{target}{}",
@@ -188,7 +274,7 @@ pub fn list_line(out: &mut dyn Write, e: &Entry) -> io::Result<()> {
         m.gid,
         m.size,
         timespec::format(m.mtime),
-        show(&e.path),
+        one_line(show(&e.path)),
         attributes_plain(&e.attributes)
     )
 }
@@ -370,6 +456,32 @@ mod tests {
         assert_eq!(attributes_plain(&a), " [imap.flags=\\Seen \\Answered; maildir.info=2,RS]");
         assert_eq!(attributes_plain(&[("x".into(), "a\nb".into())]), " [x=a\\nb]");
         assert_eq!(attributes_plain(&[]), "");
+    }
+
+    #[test]
+    fn terminal_controls_are_escaped_and_text_is_not() {
+        let shown = |parts: &[&[u8]]| {
+            let mut out = Vec::new();
+            let mut p = Printable::new(&mut out);
+            for part in parts {
+                p.write_all(part).unwrap();
+            }
+            drop(p);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(shown(&[b"a\x1b]0;pwn\x07\x1b[2Jb\n"]), "a\\u{1b}]0;pwn\\u{7}\\u{1b}[2Jb\n");
+        assert_eq!(shown(&[b"tab\tand\rdel\x7f"]), "tab\tand\\u{d}del\\u{7f}");
+        // C1 CSI (U+009B), whole or split across writes; other two-byte
+        // characters pass, split or not.
+        assert_eq!(shown(&["x\u{9b}2J".as_bytes()]), "x\\u{9b}2J");
+        assert_eq!(shown(&[b"x\xc2", b"\x9b2J"]), "x\\u{9b}2J");
+        assert_eq!(shown(&["caf\u{e9} \u{a9}".as_bytes()]), "caf\u{e9} \u{a9}");
+        assert_eq!(shown(&[b"\xc2", b"\xa9"]), "\u{a9}");
+        // A lone 0xC2 at the very end is given back as it came.
+        let mut out = Vec::new();
+        Printable::new(&mut out).write_all(b"end\xc2").unwrap();
+        assert_eq!(out, b"end\xc2");
+        assert_eq!(one_line("new\nline".into()), "new\\nline");
     }
 
     #[test]
