@@ -171,3 +171,35 @@ target = "file://{dir}/backup"
         run.all()
     );
 }
+
+/// A plugin granted a secret may quote it in an error (a server's answer
+/// echoed back): the error reaches the report, the output and the log with
+/// the value redacted, as the plugin's log lines are.
+#[test]
+fn a_secret_a_plugin_quotes_in_its_error_is_redacted() {
+    let env = Env::new();
+    let p = env.pipeline(
+        "p.toml",
+        r#"
+[pipeline]
+name = "echo"
+
+[sources.echo]
+plugin = { path = "{misbehaving}" }
+behaviour = "echo-secret"
+token = { env = "ECHO_TOKEN" }
+allow = { reveal = ["token"] }
+
+[sinks.local]
+plugin = { path = "{fixture_sink}" }
+target = "file://{dir}/backup"
+"#,
+    );
+    let secret = "tok-3141592653-very-secret";
+    let run = env.run(&["run", p.to_str().unwrap(), "--json"], &[("ECHO_TOKEN", secret)]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(!run.all().contains(secret), "{}", run.all());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let error = report["jobs"][0]["error"].as_str().unwrap();
+    assert!(error.contains("the server refused token [REDACTED]"), "{error}");
+}

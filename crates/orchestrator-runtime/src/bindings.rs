@@ -90,4 +90,18 @@ impl PluginError {
     pub fn describe(&self) -> String {
         format!("{}: {}", self.kind(), self.message())
     }
+
+    /// The same case with its message passed through `f`.
+    pub fn map_message(self, f: impl FnOnce(&str) -> String) -> PluginError {
+        match self {
+            PluginError::Config(m) => PluginError::Config(f(&m)),
+            PluginError::PermissionDenied(m) => PluginError::PermissionDenied(f(&m)),
+            PluginError::NotFound(m) => PluginError::NotFound(f(&m)),
+            PluginError::Transient(m) => PluginError::Transient(f(&m)),
+            PluginError::Io(m) => PluginError::Io(f(&m)),
+            PluginError::Unsupported(m) => PluginError::Unsupported(f(&m)),
+            PluginError::Corrupt(m) => PluginError::Corrupt(f(&m)),
+            PluginError::Other(m) => PluginError::Other(f(&m)),
+        }
+    }
 }

@@ -77,6 +77,12 @@ struct Instance {
 }
 
 impl Instance {
+    /// See [`plugin!`].
+    fn flatten<T>(&self, r: Result<Result<T, PluginError>, RuntimeError>) -> Result<T, RuntimeError> {
+        let log = self.store.data().log();
+        r.and_then(|r| r.map_err(|e| RuntimeError::Plugin(e.map_message(|m| log.redact(m)))))
+    }
+
     fn new(rt: &Runtime, label: &str, grants: Grants, limits: &Limits) -> Result<Instance, RuntimeError> {
         let state = PluginState::new(label, grants, limits).map_err(RuntimeError::Setup)?;
         let mut store = Store::new(&rt.engine, state);
@@ -170,9 +176,14 @@ macro_rules! guarded {
     }};
 }
 
-/// Flatten a plugin's own `result` into the call's.
-fn plugin<T>(r: Result<Result<T, PluginError>, RuntimeError>) -> Result<T, RuntimeError> {
-    r.and_then(|r| r.map_err(RuntimeError::Plugin))
+/// A call whose answer is the plugin's own `result`: flattened into the
+/// call's, the plugin's error message with the instance's secret values
+/// redacted as its log lines are (a plugin may echo what it was given).
+macro_rules! plugin {
+    ($inst:expr, $call:expr) => {{
+        let outcome = $call;
+        $inst.flatten(outcome)
+    }};
 }
 
 /// A running source plugin.
@@ -212,71 +223,98 @@ impl SourceInstance {
     pub async fn validate(&mut self, config: &str) -> Result<Vec<Want>, RuntimeError> {
         let api = self.bindings.orchestrator_plugin_source();
         let config = config.to_owned();
-        plugin(guarded!(self.inst, "validate", |store| api.call_validate(store, &config)))
+        plugin!(self.inst, guarded!(self.inst, "validate", |store| api.call_validate(store, &config)))
     }
 
     /// `open(config, context)`: a session.
     pub async fn open(&mut self, config: &str, context: &source_api::RunContext) -> Result<Session, RuntimeError> {
         let api = self.bindings.orchestrator_plugin_source();
         let config = config.to_owned();
-        plugin(guarded!(self.inst, "open", |store| api.call_open(store, &config, context))).map(Session)
+        plugin!(self.inst, guarded!(self.inst, "open", |store| api.call_open(store, &config, context))).map(Session)
     }
 
     /// `session.next(max)`.
     pub async fn next(&mut self, session: &Session, max: u32) -> Result<Vec<Entry>, RuntimeError> {
         let api = self.bindings.orchestrator_plugin_source();
-        plugin(guarded!(self.inst, "listing entries", |store| api.session().call_next(store, session.0, max)))
+        plugin!(
+            self.inst,
+            guarded!(self.inst, "listing entries", |store| api.session().call_next(store, session.0, max))
+        )
     }
 
     /// `session.open(path)`: the content of a file.
     pub async fn open_content(&mut self, session: &Session, path: &[u8]) -> Result<Content, RuntimeError> {
         let api = self.bindings.orchestrator_plugin_source();
-        plugin(guarded!(self.inst, "opening a file", |store| api.session().call_open(store, session.0, path)))
-            .map(Content)
+        plugin!(
+            self.inst,
+            guarded!(self.inst, "opening a file", |store| api.session().call_open(store, session.0, path))
+        )
+        .map(Content)
     }
 
     /// `content.read(max)`.
     pub async fn read(&mut self, content: &Content, max: u32) -> Result<Vec<u8>, RuntimeError> {
         let api = self.bindings.orchestrator_plugin_source();
-        plugin(guarded!(self.inst, "reading a file", |store| api.content().call_read(store, content.0, max)))
+        plugin!(
+            self.inst,
+            guarded!(self.inst, "reading a file", |store| api.content().call_read(store, content.0, max))
+        )
     }
 
     /// `session.finish(outcome)`.
     pub async fn finish(&mut self, session: &Session, outcome: Outcome) -> Result<(), RuntimeError> {
         let api = self.bindings.orchestrator_plugin_source();
-        plugin(guarded!(self.inst, "finishing the run", |store| api.session().call_finish(store, session.0, outcome)))
+        plugin!(
+            self.inst,
+            guarded!(self.inst, "finishing the run", |store| api.session().call_finish(store, session.0, outcome))
+        )
     }
 
     /// `open-writer(config, target)`: a writer into `target` (`restore --to URL`).
     pub async fn open_writer(&mut self, config: &str, target: &str) -> Result<Writer, RuntimeError> {
         let api = self.bindings.orchestrator_plugin_source();
         let (config, target) = (config.to_owned(), target.to_owned());
-        plugin(guarded!(self.inst, "opening the restore target", |store| api.call_open_writer(store, &config, &target)))
-            .map(Writer)
+        plugin!(
+            self.inst,
+            guarded!(self.inst, "opening the restore target", |store| api.call_open_writer(store, &config, &target))
+        )
+        .map(Writer)
     }
 
     /// `writer.add(entry)`.
     pub async fn writer_add(&mut self, writer: &Writer, entry: &Entry) -> Result<bool, RuntimeError> {
         let api = self.bindings.orchestrator_plugin_source();
-        plugin(guarded!(self.inst, "restoring an entry", |store| api.writer().call_add(store, writer.0, entry)))
+        plugin!(
+            self.inst,
+            guarded!(self.inst, "restoring an entry", |store| api.writer().call_add(store, writer.0, entry))
+        )
     }
 
     /// `writer.write(data)`.
     pub async fn writer_write(&mut self, writer: &Writer, data: &[u8]) -> Result<(), RuntimeError> {
         let api = self.bindings.orchestrator_plugin_source();
-        plugin(guarded!(self.inst, "restoring data", |store| api.writer().call_write(store, writer.0, data)))
+        plugin!(
+            self.inst,
+            guarded!(self.inst, "restoring data", |store| api.writer().call_write(store, writer.0, data))
+        )
     }
 
     /// `writer.end-entry()`.
     pub async fn writer_end_entry(&mut self, writer: &Writer) -> Result<(), RuntimeError> {
         let api = self.bindings.orchestrator_plugin_source();
-        plugin(guarded!(self.inst, "restoring an entry", |store| api.writer().call_end_entry(store, writer.0)))
+        plugin!(
+            self.inst,
+            guarded!(self.inst, "restoring an entry", |store| api.writer().call_end_entry(store, writer.0))
+        )
     }
 
     /// `writer.finish()`: the plugin's summary.
     pub async fn writer_finish(&mut self, writer: &Writer) -> Result<String, RuntimeError> {
         let api = self.bindings.orchestrator_plugin_source();
-        plugin(guarded!(self.inst, "finishing the restore", |store| api.writer().call_finish(store, writer.0)))
+        plugin!(
+            self.inst,
+            guarded!(self.inst, "finishing the restore", |store| api.writer().call_finish(store, writer.0))
+        )
     }
 
     /// Release a file's content.
@@ -327,7 +365,7 @@ impl SinkInstance {
     pub async fn validate(&mut self, config: &str) -> Result<Vec<Want>, RuntimeError> {
         let api = self.bindings.orchestrator_plugin_sink();
         let config = config.to_owned();
-        plugin(guarded!(self.inst, "validate", |store| api.call_validate(store, &config)))
+        plugin!(self.inst, guarded!(self.inst, "validate", |store| api.call_validate(store, &config)))
     }
 
     /// `begin-backup(config, context)`.
@@ -338,73 +376,91 @@ impl SinkInstance {
     ) -> Result<Backup, RuntimeError> {
         let api = self.bindings.orchestrator_plugin_sink();
         let config = config.to_owned();
-        plugin(guarded!(self.inst, "starting the backup", |store| api.call_begin_backup(store, &config, context)))
-            .map(Backup)
+        plugin!(
+            self.inst,
+            guarded!(self.inst, "starting the backup", |store| api.call_begin_backup(store, &config, context))
+        )
+        .map(Backup)
     }
 
     /// `backup.add(entry)`.
     pub async fn add(&mut self, backup: &Backup, entry: &Entry) -> Result<bool, RuntimeError> {
         let api = self.bindings.orchestrator_plugin_sink();
-        plugin(guarded!(self.inst, "storing an entry", |store| api.backup().call_add(store, backup.0, entry)))
+        plugin!(
+            self.inst,
+            guarded!(self.inst, "storing an entry", |store| api.backup().call_add(store, backup.0, entry))
+        )
     }
 
     /// `backup.write(data)`.
     pub async fn write(&mut self, backup: &Backup, data: &[u8]) -> Result<(), RuntimeError> {
         let api = self.bindings.orchestrator_plugin_sink();
-        plugin(guarded!(self.inst, "storing data", |store| api.backup().call_write(store, backup.0, data)))
+        plugin!(self.inst, guarded!(self.inst, "storing data", |store| api.backup().call_write(store, backup.0, data)))
     }
 
     /// `backup.end-entry(status)`.
     pub async fn end_entry(&mut self, backup: &Backup, status: &sink_api::ContentStatus) -> Result<(), RuntimeError> {
         let api = self.bindings.orchestrator_plugin_sink();
-        plugin(guarded!(self.inst, "storing an entry", |store| api.backup().call_end_entry(store, backup.0, status)))
+        plugin!(
+            self.inst,
+            guarded!(self.inst, "storing an entry", |store| api.backup().call_end_entry(store, backup.0, status))
+        )
     }
 
     /// `backup.finish()`.
     pub async fn finish(&mut self, backup: &Backup) -> Result<sink_api::BackupSet, RuntimeError> {
         let api = self.bindings.orchestrator_plugin_sink();
-        plugin(guarded!(self.inst, "completing the backup", |store| api.backup().call_finish(store, backup.0)))
+        plugin!(
+            self.inst,
+            guarded!(self.inst, "completing the backup", |store| api.backup().call_finish(store, backup.0))
+        )
     }
 
     /// `open-reader(config, request)`.
     pub async fn open_reader(&mut self, config: &str, request: &sink_api::ReadRequest) -> Result<Reader, RuntimeError> {
         let api = self.bindings.orchestrator_plugin_sink();
         let config = config.to_owned();
-        plugin(guarded!(self.inst, "opening the backup", |store| api.call_open_reader(store, &config, request)))
-            .map(Reader)
+        plugin!(
+            self.inst,
+            guarded!(self.inst, "opening the backup", |store| api.call_open_reader(store, &config, request))
+        )
+        .map(Reader)
     }
 
     /// `reader.next()`.
     pub async fn reader_next(&mut self, reader: &Reader) -> Result<Option<Entry>, RuntimeError> {
         let api = self.bindings.orchestrator_plugin_sink();
-        plugin(guarded!(self.inst, "reading the backup", |store| api.reader().call_next(store, reader.0)))
+        plugin!(self.inst, guarded!(self.inst, "reading the backup", |store| api.reader().call_next(store, reader.0)))
     }
 
     /// `reader.read(max)`.
     pub async fn reader_read(&mut self, reader: &Reader, max: u32) -> Result<Vec<u8>, RuntimeError> {
         let api = self.bindings.orchestrator_plugin_sink();
-        plugin(guarded!(self.inst, "reading the backup", |store| api.reader().call_read(store, reader.0, max)))
+        plugin!(
+            self.inst,
+            guarded!(self.inst, "reading the backup", |store| api.reader().call_read(store, reader.0, max))
+        )
     }
 
     /// `status(config, source)`.
     pub async fn status(&mut self, config: &str, source: &str) -> Result<sink_api::SourceStatus, RuntimeError> {
         let api = self.bindings.orchestrator_plugin_sink();
         let config = config.to_owned();
-        plugin(guarded!(self.inst, "status", |store| api.call_status(store, &config, source)))
+        plugin!(self.inst, guarded!(self.inst, "status", |store| api.call_status(store, &config, source)))
     }
 
     /// `verify(config, source)`.
     pub async fn verify(&mut self, config: &str, source: &str) -> Result<sink_api::VerifyReport, RuntimeError> {
         let api = self.bindings.orchestrator_plugin_sink();
         let config = config.to_owned();
-        plugin(guarded!(self.inst, "verify", |store| api.call_verify(store, &config, source)))
+        plugin!(self.inst, guarded!(self.inst, "verify", |store| api.call_verify(store, &config, source)))
     }
 
     /// `prune(config, source)`.
     pub async fn prune(&mut self, config: &str, source: &str) -> Result<Vec<String>, RuntimeError> {
         let api = self.bindings.orchestrator_plugin_sink();
         let config = config.to_owned();
-        plugin(guarded!(self.inst, "applying retention", |store| api.call_prune(store, &config, source)))
+        plugin!(self.inst, guarded!(self.inst, "applying retention", |store| api.call_prune(store, &config, source)))
     }
 
     /// Release a reader.

@@ -11,6 +11,8 @@
 //! * `read-outside`: `lstat`s `/etc/passwd`, outside its grant;
 //! * `network`: opens a TCP connection to `address`;
 //! * `reveal-secret`: reveals `token`, which the pipeline does not allow;
+//! * `echo-secret`: reveals `token` (granted) and fails with an error that
+//!   quotes it, as a plugin echoing a server's answer might;
 //! * `env`: looks for the host's environment variables;
 //! * `stdout-spam`: writes 10 lines to stderr, then behaves;
 //! * `wants-more`: `validate` wants `/etc` as well, which its configuration
@@ -67,6 +69,7 @@ pub const BEHAVIOURS: &[&str] = &[
     "read-outside",
     "network",
     "reveal-secret",
+    "echo-secret",
     "env",
     "stdout-spam",
     "wants-more",
@@ -125,6 +128,9 @@ impl Source for Misbehaving {
         let mut wants: Vec<Want> = config.path.iter().map(|p| Want::ReadPath(p.clone())).collect();
         if config.behaviour == "wants-more" {
             wants.push(Want::ReadPath("/etc".into()));
+        }
+        if config.behaviour == "echo-secret" {
+            wants.push(Want::RevealSecret("token".into()));
         }
         Ok(wants)
     }
@@ -264,6 +270,11 @@ impl Session {
                 Some(Ok(_)) => Err(PluginError::Other("SANDBOX ESCAPE: got the secret".into())),
                 Some(Err(e)) => Err(e),
                 None => Err(PluginError::Config("token: needed for behaviour \"reveal-secret\"".into())),
+            },
+            "echo-secret" => match self.config.token.as_ref().map(Secret::reveal) {
+                Some(Ok(value)) => Err(PluginError::PermissionDenied(format!("the server refused token {value}"))),
+                Some(Err(e)) => Err(e),
+                None => Err(PluginError::Config("token: needed for behaviour \"echo-secret\"".into())),
             },
             "env" => environment(),
             "stdout-spam" => {
