@@ -124,3 +124,34 @@ fn a_missing_source_path_says_so() {
     assert!(error.contains("no such file or directory") && error.contains("/data"), "{error}");
     assert!(!error.contains("outside"), "{error}");
 }
+
+/// Compiled plugins are cached as machine code, which is run as it is read:
+/// a cache file damaged on disk (a power cut, a bad sector) is detected by
+/// its checksum and compiled again, never loaded.
+#[test]
+fn a_damaged_compiled_plugin_is_compiled_again() {
+    let env = Env::new();
+    let xdg = env.path("xdg");
+    let xdg_env = [("XDG_CACHE_HOME", xdg.to_str().unwrap())];
+    let first = env.run_binary(&["plugin", "list"], &xdg_env);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let compiled = xdg.join("orchestrator/compiled");
+    let mut damaged = 0;
+    for entry in std::fs::read_dir(&compiled).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let (start, end) = (bytes.len() / 3, bytes.len() * 2 / 3);
+        for b in &mut bytes[start..end] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&path, bytes).unwrap();
+        damaged += 1;
+    }
+    assert!(damaged >= 4, "{damaged} compiled plugins in {}", compiled.display());
+    let again = env.run_binary(&["plugin", "list", "--log", "warn"], &xdg_env);
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert_eq!(again.stdout, first.stdout);
+    assert!(again.stderr.contains("recompiling") && again.stderr.contains("checksum"), "{}", again.all());
+    let third = env.run_binary(&["plugin", "list", "--log", "warn"], &xdg_env);
+    assert!(!third.stderr.contains("recompiling"), "the cache was not repaired: {}", third.all());
+}

@@ -150,19 +150,20 @@ impl Runtime {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
         env!("CARGO_PKG_VERSION").hash(&mut h);
+        // The file's layout: compiled code, then its SHA-256.
+        "with-sha256".hash(&mut h);
         let path = dir.join(format!("{sha256}-{:016x}.cwasm", h.finish()));
-        if path.exists() {
-            match deserialize(&self.engine, &path) {
+        if let Ok(cached) = std::fs::read(&path) {
+            match deserialize_checked(&self.engine, &cached) {
                 Ok(c) => return Ok(c),
-                Err(e) => tracing::debug!("ignoring unusable compiled cache {}: {e}", path.display()),
+                Err(e) => tracing::warn!("recompiling: the compiled plugin {} is unusable: {e}", path.display()),
             }
         }
         let compiled = self.engine.precompile_component(bytes)?;
-        if let Err(e) = store_atomically(dir, &path, &compiled) {
+        if let Err(e) = store_atomically(dir, &path, &with_checksum(&compiled)) {
             tracing::debug!("cannot cache compiled plugin in {}: {e}", dir.display());
-            return Component::new(&self.engine, bytes);
         }
-        deserialize(&self.engine, &path)
+        deserialize_checked(&self.engine, &with_checksum(&compiled))
     }
 
     pub(crate) fn check_world(plugin: &LoadedPlugin, want: World) -> Result<(), RuntimeError> {
@@ -177,21 +178,41 @@ impl Runtime {
     }
 }
 
-/// Load compiled code from the host-owned cache.
+/// Compiled code and, after it, the SHA-256 of that code: machine code is
+/// run as it is read, so a file torn by a power cut or flipped on disk must
+/// be told from a good one before it is loaded.
+fn with_checksum(compiled: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(compiled.len() + 32);
+    out.extend_from_slice(compiled);
+    out.extend_from_slice(&Sha256::digest(compiled));
+    out
+}
+
+/// Load compiled code written by [`with_checksum`], after checking it.
 #[allow(unsafe_code)]
-fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
-    // SAFETY: the file was written by `Engine::precompile_component` of an engine
-    // with the same compatibility hash (it is in the name), into a cache
-    // directory only the host writes; files supplied by users are never loaded
-    // this way, only compiled from their wasm bytes.
-    unsafe { Component::deserialize_file(engine, path) }
+fn deserialize_checked(engine: &Engine, stored: &[u8]) -> wasmtime::Result<Component> {
+    let Some(split) = stored.len().checked_sub(32) else { wasmtime::bail!("the file is too short") };
+    let (compiled, checksum) = stored.split_at(split);
+    if Sha256::digest(compiled)[..] != *checksum {
+        wasmtime::bail!("its checksum does not match (a torn or damaged file)");
+    }
+    // SAFETY: the bytes are what `Engine::precompile_component` of an engine
+    // with the same compatibility hash (it is in the name) wrote into a cache
+    // directory only the host writes, checked whole against the SHA-256
+    // written with them; files supplied by users are never loaded this way,
+    // only compiled from their wasm bytes.
+    unsafe { Component::deserialize(engine, compiled) }
 }
 
 fn store_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
     std::fs::create_dir_all(dir)?;
     let temp = dir.join(format!(".tmp-{}-{}", std::process::id(), rand_suffix()));
-    std::fs::write(&temp, bytes)?;
-    std::fs::rename(&temp, path).inspect_err(|_| {
+    let written = std::fs::File::create_new(&temp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    written.and_then(|()| std::fs::rename(&temp, path)).inspect_err(|_| {
         let _ = std::fs::remove_file(&temp);
     })
 }
