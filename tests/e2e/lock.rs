@@ -453,3 +453,60 @@ fn two_runs_on_one_target_never_interleave_and_the_loser_names_the_lock() {
     let verify = env.run(&["verify", pipeline.to_str().unwrap()], &[]);
     assert_eq!(verify.code, 0, "{}", verify.all());
 }
+
+/// Whoever can write the target can put anything at the lock's name. A fifo
+/// is not waited on (a run used to hang there for ever, through SIGTERM), a
+/// symlink is not followed (to a host file, or /dev/zero), a huge file is
+/// not read: the job fails at once with the path and what to do.
+#[test]
+fn a_fifo_symlink_or_huge_file_at_the_lock_fails_the_job_at_once() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("data")).unwrap();
+    std::fs::write(env.path("data/a.txt"), "a").unwrap();
+    let p = env.pipeline("p.toml", PIPELINE);
+    let p = p.to_str().unwrap();
+    let place = env.path("backup/docs");
+    std::fs::create_dir_all(&place).unwrap();
+    let lock = place.join(LOCK);
+    let host_file = env.path("host-file");
+    std::fs::write(&host_file, "HOST FILE CONTENT").unwrap();
+    // Bounded: a run that hangs is killed and fails the test.
+    let run_bounded = || {
+        let mut child = spawn(&["run", p]);
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(60) {
+                child.kill().unwrap();
+                panic!("the run hung: {}", finish(child).all());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        finish(child)
+    };
+
+    assert!(Command::new("mkfifo").arg(&lock).status().unwrap().success());
+    let run = run_bounded();
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stdout.contains(&lock.display().to_string()) && run.stdout.contains("not a regular file"),
+        "{}",
+        run.all()
+    );
+
+    std::fs::remove_file(&lock).unwrap();
+    std::os::unix::fs::symlink(&host_file, &lock).unwrap();
+    let run = run_bounded();
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stdout.contains("is a symbolic link"), "{}", run.all());
+    assert!(!run.all().contains("HOST FILE CONTENT"), "{}", run.all());
+
+    std::fs::remove_file(&lock).unwrap();
+    std::fs::write(&lock, vec![b'{'; 1 << 20]).unwrap();
+    let run = run_bounded();
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stdout.contains("more than the host ever writes there"), "{}", run.all());
+
+    std::fs::remove_file(&lock).unwrap();
+    let run = run_bounded();
+    assert_eq!(run.code, 0, "{}", run.all());
+}

@@ -1,6 +1,6 @@
 //! `file://` targets: a directory on this machine (or a mounted share).
 
-use crate::{ObjectInfo, ObjectSink, SmallObject, Storage, StorageError};
+use crate::{MAX_SMALL, ObjectInfo, ObjectSink, SmallObject, Storage, StorageError};
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -79,6 +79,30 @@ impl FileStorage {
     }
 }
 
+/// Open an object for reading, or `None` if there is none. Whoever can
+/// write the target can put anything at an object's name: a symlink is not
+/// followed (to a host file, or /dev/zero), a fifo is not waited on
+/// (`O_NONBLOCK`, which changes nothing for a regular file), and only a
+/// regular file is opened.
+fn open_regular(path: &Path) -> Result<Option<(File, fs::Metadata)>, StorageError> {
+    let file = match File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(StorageError::Io(format!(
+                "{} is a symbolic link, which the host never follows in a target; remove it",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(io("opening", path, e)),
+    };
+    let meta = file.metadata().map_err(|e| io("reading", path, e))?;
+    if !meta.is_file() {
+        return Err(StorageError::Io(format!("{} is not a regular file; remove it", path.display())));
+    }
+    Ok(Some((file, meta)))
+}
+
 impl Storage for FileStorage {
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError> {
         let base = self.root.join(prefix);
@@ -150,19 +174,19 @@ impl Storage for FileStorage {
 
     fn read_small(&self, name: &str) -> Result<Option<SmallObject>, StorageError> {
         let path = self.root.join(name);
-        let mut file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io("opening", &path, e)),
-        };
-        let modified = file
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs() as i64);
+        let Some((mut file, meta)) = open_regular(&path)? else { return Ok(None) };
+        if meta.len() > MAX_SMALL {
+            return Err(StorageError::Io(format!(
+                "{} holds {} bytes, more than the host ever writes there ({MAX_SMALL}); remove it",
+                path.display(),
+                meta.len()
+            )));
+        }
+        let modified =
+            meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs() as i64);
         let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut file, &mut data).map_err(|e| io("reading", &path, e))?;
+        std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, MAX_SMALL), &mut data)
+            .map_err(|e| io("reading", &path, e))?;
         Ok(Some((data, modified)))
     }
 
@@ -196,8 +220,10 @@ impl Storage for FileStorage {
 
     fn get(&self, name: &str) -> Result<Box<dyn std::io::Read + Send + Sync>, StorageError> {
         let path = self.root.join(name);
-        let file = File::open(&path).map_err(|e| io("opening", &path, e))?;
-        Ok(Box::new(file))
+        match open_regular(&path)? {
+            Some((file, _)) => Ok(Box::new(file)),
+            None => Err(StorageError::NotFound(format!("{}: no such object", path.display()))),
+        }
     }
 
     fn delete(&self, name: &str) -> Result<(), StorageError> {

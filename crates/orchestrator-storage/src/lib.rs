@@ -95,6 +95,10 @@ pub enum Encoding {
     Openpgp(OpenpgpKeys),
 }
 
+/// The largest small object (a run lock, a salt) read back: anything larger
+/// was not written by the host.
+pub(crate) const MAX_SMALL: u64 = 64 << 10;
+
 /// A small object's content, and when it was last written (seconds since the
 /// epoch) if the storage knows.
 pub type SmallObject = (Vec<u8>, Option<i64>);

@@ -11,7 +11,7 @@
 //! and made again after it breaks.
 
 use crate::options::StorageOptions;
-use crate::{ObjectInfo, ObjectSink, SmallObject, Storage, StorageError};
+use crate::{MAX_SMALL, ObjectInfo, ObjectSink, SmallObject, Storage, StorageError};
 use orchestrator_sftp::{Auth, ErrorKind, Secret, Sftp, SftpConfig, SftpError, TEMP_PREFIX};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -228,15 +228,21 @@ impl Storage for SftpStorage {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.error(e)),
         };
+        // As for file:// (see there): never a link, a fifo or a huge file.
         if meta.kind != orchestrator_sftp::FileKind::File {
-            return Err(StorageError::Io(format!("{}: not a regular file", self.locate(name))));
+            return Err(StorageError::Io(format!("{} is not a regular file; remove it", self.locate(name))));
         }
-        // Small objects only: a lock or a salt, never more than this.
-        const MAX: u64 = 1 << 20;
+        if meta.size > MAX_SMALL {
+            return Err(StorageError::Io(format!(
+                "{} holds {} bytes, more than the host ever writes there ({MAX_SMALL}); remove it",
+                self.locate(name),
+                meta.size
+            )));
+        }
         let mut data = Vec::new();
         let mut reader = sftp.open(&path).map_err(|e| self.error(e))?;
         (&mut reader)
-            .take(MAX)
+            .take(MAX_SMALL)
             .read_to_end(&mut data)
             .map_err(|e| StorageError::Io(format!("reading {}: {e}", self.locate(name))))?;
         Ok(Some((data, Some(meta.mtime))))
