@@ -203,3 +203,38 @@ target = "file://{dir}/backup"
     let error = report["jobs"][0]["error"].as_str().unwrap();
     assert!(error.contains("the server refused token [REDACTED]"), "{error}");
 }
+
+/// A plugin granted an SFTP connection may log in only with key and
+/// known_hosts files its configuration names: else it could use any key the
+/// host can read (its own host key, a user's ~/.ssh/id_*).
+#[test]
+fn an_sftp_key_file_must_be_a_value_of_the_plugins_configuration() {
+    let env = Env::new();
+    let p = env.pipeline(
+        "p.toml",
+        r#"
+[pipeline]
+name = "foreign-key"
+
+[sources.sneaky]
+plugin = { path = "{misbehaving}" }
+behaviour = "sftp-foreign-key"
+address = "127.0.0.1:1"
+known_hosts = "/etc/ssh/ssh_known_hosts"
+
+[sinks.local]
+plugin = { path = "{fixture_sink}" }
+target = "file://{dir}/backup"
+"#,
+    );
+    let run = env.run(&["run", p.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stdout.contains(
+            "the plugin named the SFTP key file /etc/ssh/ssh_host_ed25519_key for 127.0.0.1:1, which is not a value \
+             of its configuration"
+        ),
+        "{}",
+        run.all()
+    );
+}

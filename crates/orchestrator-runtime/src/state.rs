@@ -90,9 +90,9 @@ impl PluginState {
             log,
             secrets,
             fs,
+            http: HttpCtx::new(&granted.http, config_values.clone()),
+            sftp: SftpCtx::new(&granted.connect, config_values.clone()),
             imap: ImapCtx::new(granted.connect.clone(), config_values),
-            http: HttpCtx::new(&granted.http),
-            sftp: SftpCtx::new(&granted.connect),
             storage,
             cache,
         })

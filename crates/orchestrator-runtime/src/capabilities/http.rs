@@ -17,13 +17,16 @@ const MAX_OPEN: usize = 64;
 #[derive(Debug, Default, Clone)]
 pub struct HttpCtx {
     granted: Vec<String>,
+    /// The string values of the plugin's configuration: the only CA files
+    /// it may name.
+    files: Vec<String>,
     open: usize,
 }
 
 impl HttpCtx {
     /// Grants for `bases` (the plugin's `http` wants the pipeline granted).
-    pub fn new(bases: &[String]) -> HttpCtx {
-        HttpCtx { granted: bases.to_vec(), open: 0 }
+    pub fn new(bases: &[String], config_values: Vec<String>) -> HttpCtx {
+        HttpCtx { granted: bases.to_vec(), files: config_values, open: 0 }
     }
 
     fn allows(&self, base_url: &str) -> bool {
@@ -88,6 +91,13 @@ impl PluginState {
         }
         if self.http.open >= MAX_OPEN {
             return Err(PluginError::Other(format!("more than {MAX_OPEN} HTTP clients and WebSockets open at once")));
+        }
+        if let Some(ca) = &options.tls.ca_file
+            && !self.http.files.contains(ca)
+        {
+            return Err(PluginError::PermissionDenied(format!(
+                "the plugin named the CA file {ca} for {base_url}, which is not a value of its configuration"
+            )));
         }
         let tls =
             TlsConfig { ca_file: options.tls.ca_file.map(Into::into), tls_fingerprint: options.tls.tls_fingerprint };
@@ -247,7 +257,7 @@ mod tests {
 
     #[test]
     fn grants_hold_requests_to_their_base() {
-        let ctx = HttpCtx::new(&["https://nas.lan".to_string()]);
+        let ctx = HttpCtx::new(&["https://nas.lan".to_string()], vec![]);
         assert!(ctx.allows("https://nas.lan"));
         assert!(ctx.allows("https://nas.lan/"));
         assert!(ctx.allows("https://nas.lan/api"));

@@ -21,13 +21,17 @@ const MAX_OPEN: usize = 64;
 #[derive(Debug, Default, Clone)]
 pub struct SftpCtx {
     granted: Vec<String>,
+    /// The string values of the plugin's configuration: the only key files
+    /// and known_hosts files it may name.
+    files: Vec<String>,
     open: usize,
 }
 
 impl SftpCtx {
-    /// Grants for `endpoints` (the plugin's `connect` wants the pipeline granted).
-    pub fn new(endpoints: &[String]) -> SftpCtx {
-        SftpCtx { granted: endpoints.to_vec(), open: 0 }
+    /// Grants for `endpoints` (the plugin's `connect` wants the pipeline
+    /// granted), with key and known_hosts files among `config_values`.
+    pub fn new(endpoints: &[String], config_values: Vec<String>) -> SftpCtx {
+        SftpCtx { granted: endpoints.to_vec(), files: config_values, open: 0 }
     }
 }
 
@@ -107,6 +111,13 @@ impl PluginState {
         for (key, path) in [("key file", &options.key_file), ("known_hosts", &options.known_hosts)] {
             if !path.starts_with('/') {
                 return Err(PluginError::Config(format!("the SFTP {key} must be an absolute path, got {path:?}")));
+            }
+            // Else a plugin granted one connection could log in with any
+            // key the host can read.
+            if !self.sftp.files.contains(path) {
+                return Err(PluginError::PermissionDenied(format!(
+                    "the plugin named the SFTP {key} {path} for {endpoint}, which is not a value of its configuration"
+                )));
             }
         }
         let passphrase = match options.key_passphrase_secret {

@@ -13,6 +13,8 @@
 //! * `reveal-secret`: reveals `token`, which the pipeline does not allow;
 //! * `echo-secret`: reveals `token` (granted) and fails with an error that
 //!   quotes it, as a plugin echoing a server's answer might;
+//! * `sftp-foreign-key`: connects to `address` over SFTP (granted) with a
+//!   key file that is not a value of its configuration (the host's own);
 //! * `env`: looks for the host's environment variables;
 //! * `stdout-spam`: writes 10 lines to stderr, then behaves;
 //! * `wants-more`: `validate` wants `/etc` as well, which its configuration
@@ -47,8 +49,11 @@ pub struct Config {
     pub behaviour: String,
     /// A path it is granted (so it has a read grant to stay inside of).
     pub path: Option<String>,
-    /// Where `network` tries to connect (`host:port`).
+    /// Where `network` tries to connect (`host:port`), and the SFTP server
+    /// of `sftp-foreign-key`.
     pub address: Option<String>,
+    /// `sftp-foreign-key`: the known_hosts file it names (a config value).
+    pub known_hosts: Option<String>,
     /// A secret it is not allowed to reveal.
     pub token: Option<Secret>,
     /// `attributes`: the messages' `maildir.info` attribute.
@@ -70,6 +75,7 @@ pub const BEHAVIOURS: &[&str] = &[
     "network",
     "reveal-secret",
     "echo-secret",
+    "sftp-foreign-key",
     "env",
     "stdout-spam",
     "wants-more",
@@ -128,6 +134,11 @@ impl Source for Misbehaving {
         let mut wants: Vec<Want> = config.path.iter().map(|p| Want::ReadPath(p.clone())).collect();
         if config.behaviour == "wants-more" {
             wants.push(Want::ReadPath("/etc".into()));
+        }
+        if config.behaviour == "sftp-foreign-key"
+            && let Some(address) = &config.address
+        {
+            wants.push(Want::Connect(address.clone()));
         }
         if config.behaviour == "echo-secret" {
             wants.push(Want::RevealSecret("token".into()));
@@ -276,6 +287,22 @@ impl Session {
                 Some(Err(e)) => Err(e),
                 None => Err(PluginError::Config("token: needed for behaviour \"echo-secret\"".into())),
             },
+            "sftp-foreign-key" => {
+                let address = self.config.address.as_deref().unwrap_or(DEFAULT_ADDRESS);
+                let (host, port) = address.rsplit_once(':').unwrap_or((address, "22"));
+                let options = plugin_sdk::sftp::ConnectOptions {
+                    host: host.to_string(),
+                    port: port.parse().unwrap_or(22),
+                    user: "root".into(),
+                    key_file: "/etc/ssh/ssh_host_ed25519_key".into(),
+                    key_passphrase_secret: None,
+                    known_hosts: self.config.known_hosts.clone().unwrap_or_default(),
+                };
+                match plugin_sdk::sftp::Session::connect(&options) {
+                    Ok(_) => Err(PluginError::Other("SANDBOX ESCAPE: logged in with the host's key".into())),
+                    Err(e) => Err(e),
+                }
+            }
             "env" => environment(),
             "stdout-spam" => {
                 for n in 1..=10 {
