@@ -32,7 +32,9 @@
 //! log in by message, such as TrueNAS's JSON-RPC), `sftp` (since 0.1.4, over
 //! `orchestrator-sftp` in `spawn_blocking`: a session to a `host:port` granted
 //! by a `connect` want, key file, passphrase by secret key, known_hosts
-//! checked; lstat, read-dir, read-link, open and read).
+//! checked; lstat, read-dir, read-link, open and read). Files a plugin names
+//! to the host (SFTP key and known_hosts, IMAP and HTTP CA files) must be
+//! values of its own configuration.
 
 pub mod cache;
 pub mod filesystem;
