@@ -443,18 +443,16 @@ impl ObjectReader {
         encoding: &Encoding,
         keys: &KeyRing,
     ) -> Result<ObjectReader, StorageError> {
-        if let Encoding::None = encoding {
-            return Ok(ObjectReader::Raw(raw));
-        }
         let ahead = ReadAhead::now();
-        let input = std::io::BufReader::with_capacity(ahead.chunk, raw);
+        let input = |raw| std::io::BufReader::with_capacity(ahead.chunk, raw);
         let mut decoder = match encoding {
+            Encoding::None => return Ok(ObjectReader::Raw(raw)),
+            Encoding::Gzip => Decoder::Read(Box::new(flate2::read::MultiGzDecoder::new(input(raw)))),
             Encoding::Openpgp(k) => {
                 let key = keys.open_key(k)?;
-                let message = orchestrator_openpgp::open(input, &key).map_err(|e| keys.describe_open_error(e))?;
+                let message = orchestrator_openpgp::open(input(raw), &key).map_err(|e| keys.describe_open_error(e))?;
                 Decoder::Buffered(Box::new(message))
             }
-            Encoding::Gzip | Encoding::None => Decoder::Read(Box::new(flate2::read::MultiGzDecoder::new(input))),
         };
         // One byte past WHOLE tells a whole object from the head of a larger one.
         Ok(match decoder.chunk(WHOLE + 1) {

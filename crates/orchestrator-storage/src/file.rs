@@ -176,11 +176,7 @@ impl Storage for FileStorage {
         let path = self.root.join(name);
         let Some((mut file, meta)) = open_regular(&path)? else { return Ok(None) };
         if meta.len() > MAX_SMALL {
-            return Err(StorageError::Io(format!(
-                "{} holds {} bytes, more than the host ever writes there ({MAX_SMALL}); remove it",
-                path.display(),
-                meta.len()
-            )));
+            return Err(crate::too_large(path.display(), meta.len()));
         }
         let modified =
             meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs() as i64);

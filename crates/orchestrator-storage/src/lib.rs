@@ -99,6 +99,13 @@ pub enum Encoding {
 /// was not written by the host.
 pub(crate) const MAX_SMALL: u64 = 64 << 10;
 
+/// The error for a small object larger than [`MAX_SMALL`] at `place`.
+pub(crate) fn too_large(place: impl std::fmt::Display, size: u64) -> StorageError {
+    StorageError::Io(format!(
+        "{place} holds {size} bytes, more than the host ever writes there ({MAX_SMALL}); remove it"
+    ))
+}
+
 /// A small object's content, and when it was last written (seconds since the
 /// epoch) if the storage knows.
 pub type SmallObject = (Vec<u8>, Option<i64>);

@@ -135,18 +135,10 @@ impl SftpStorage {
     /// Map an error, and forget a session that broke so the next operation
     /// connects again.
     fn error(&self, e: SftpError) -> StorageError {
-        let message = e.to_string();
-        match e.kind() {
-            ErrorKind::NotFound => StorageError::NotFound(message),
-            ErrorKind::PermissionDenied | ErrorKind::Auth | ErrorKind::HostKey => {
-                StorageError::PermissionDenied(message)
-            }
-            ErrorKind::Unreachable => {
-                *self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-                StorageError::Io(message)
-            }
-            _ => StorageError::Io(message),
+        if e.kind() == ErrorKind::Unreachable {
+            *self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         }
+        storage_error(e)
     }
 
     fn path_of(&self, name: &str) -> PathBuf {
@@ -176,10 +168,17 @@ impl ObjectSink for SftpSink {
     }
 
     fn commit(self: Box<Self>) -> Result<(), StorageError> {
-        self.writer.commit().map_err(|e| match e.kind() {
-            ErrorKind::PermissionDenied => StorageError::PermissionDenied(e.to_string()),
-            _ => StorageError::Io(e.to_string()),
-        })
+        self.writer.commit().map_err(storage_error)
+    }
+}
+
+/// The storage case of an SFTP failure; the message names the server.
+fn storage_error(e: SftpError) -> StorageError {
+    let message = e.to_string();
+    match e.kind() {
+        ErrorKind::NotFound => StorageError::NotFound(message),
+        ErrorKind::PermissionDenied | ErrorKind::Auth | ErrorKind::HostKey => StorageError::PermissionDenied(message),
+        _ => StorageError::Io(message),
     }
 }
 
@@ -233,11 +232,7 @@ impl Storage for SftpStorage {
             return Err(StorageError::Io(format!("{} is not a regular file; remove it", self.locate(name))));
         }
         if meta.size > MAX_SMALL {
-            return Err(StorageError::Io(format!(
-                "{} holds {} bytes, more than the host ever writes there ({MAX_SMALL}); remove it",
-                self.locate(name),
-                meta.size
-            )));
+            return Err(crate::too_large(self.locate(name), meta.size));
         }
         let mut data = Vec::new();
         let mut reader = sftp.open(&path).map_err(|e| self.error(e))?;
