@@ -28,12 +28,17 @@ fi
 # imports pinned, because 3.0.x requires every cloud backend's library (boto3,
 # azure, megatools, ...), which the file:// backend never imports and some of
 # which do not build here. Reused while the venv holds exactly this version.
+# boto3 (with its dependencies) is the one backend library added: the S3
+# interop tests run duplicity's boto3 backend against the test S3 server.
+# 1.35: from 1.36 on, duplicity warns on every run against a service other
+# than AWS (its issue 870), and the tests take any warning as a failure.
 DUPLICITY3_VERSION=3.0.7
 DUPLICITY3_PINS=(fasteners==0.20 pexpect==4.9.0 ptyprocess==0.7.0 python-gettext==5.0)
+DUPLICITY3_BOTO3=1.35.99
 duplicity3_venv="${XDG_CACHE_HOME:-$HOME/.cache}/orchestrator-ci/duplicity3"
 duplicity3_installed() {
-    [ "$("$duplicity3_venv/bin/python" -c 'import importlib.metadata as m; print(m.version("duplicity"))' 2>/dev/null)" \
-        = "$DUPLICITY3_VERSION" ] && "$duplicity3_venv/bin/duplicity" --version >/dev/null 2>&1
+    [ "$("$duplicity3_venv/bin/python" -c 'import importlib.metadata as m; print(m.version("duplicity"), m.version("boto3"))' 2>/dev/null)" \
+        = "$DUPLICITY3_VERSION $DUPLICITY3_BOTO3" ] && "$duplicity3_venv/bin/duplicity" --version >/dev/null 2>&1
 }
 if ! duplicity3_installed; then
     /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
@@ -50,9 +55,29 @@ if ! duplicity3_installed; then
         "$duplicity3_venv/bin/pip" install -q --no-deps --no-binary duplicity \
             "duplicity==$DUPLICITY3_VERSION" "${DUPLICITY3_PINS[@]}"
     fi
+    "$duplicity3_venv/bin/pip" install -q "boto3==$DUPLICITY3_BOTO3"
     duplicity3_installed || { echo "duplicity $DUPLICITY3_VERSION did not install into $duplicity3_venv" >&2; exit 1; }
 fi
 export ORCHESTRATOR_DUPLICITY3="$duplicity3_venv/bin/duplicity"
+
+# The S3-compatible server of the s3:// tests (tests/servers/src/s3.rs):
+# moto's standalone server from PyPI, in a venv of its own. It speaks S3's
+# REST API over HTTP (SigV4, multipart uploads with AWS's part-size rule,
+# If-None-Match on PUT and on completing an upload); the tests run it with
+# IAM checks on, so a wrong secret key is refused as AWS refuses it.
+MOTO_VERSION=5.2.6
+s3_venv="${XDG_CACHE_HOME:-$HOME/.cache}/orchestrator-ci/s3-server"
+s3_installed() {
+    [ "$("$s3_venv/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null)" \
+        = "$MOTO_VERSION" ] && [ -x "$s3_venv/bin/moto_server" ]
+}
+if ! s3_installed; then
+    rm -rf "$s3_venv"
+    /usr/bin/python3 -m venv "$s3_venv"
+    "$s3_venv/bin/pip" install -q "moto[server]==$MOTO_VERSION"
+    s3_installed || { echo "moto $MOTO_VERSION did not install into $s3_venv" >&2; exit 1; }
+fi
+export ORCHESTRATOR_S3_SERVER="$s3_venv/bin/moto_server"
 
 cargo fmt --all --check
 # One profile for everything: the plugins are built once (by crates/orchestrator/build.rs into

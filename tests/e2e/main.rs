@@ -12,6 +12,7 @@ mod imap; // the imap source against a real Dovecot: byte-exact restore, increme
 mod incremental; // chains: deltas, deletions, restore at every time, new chains, retention, the cache
 mod lock; // the run lock: live locks fail only their job, stale ones are taken over, kill -9 at any moment, two runs at once
 mod roundtrip; // a tree with odd names, modes, links and fifos through backup and restore
+mod s3_storage; // s3:// targets against an S3 server: multipart there and back, empty cache, killed uploads, bad settings
 mod sandbox; // misbehaving plugins fail only their own job
 mod sftp_storage; // sftp:// targets against a real sshd: a chain there and back, the lock, host keys, bad settings
 mod truenas; // the truenas-dataset source against the fake TrueNAS (each API generation) and a real sshd

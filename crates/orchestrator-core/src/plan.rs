@@ -247,6 +247,10 @@ impl Plan {
             secrets: self.resolve(&sink.instance, &sink.storage_secrets)?,
             base_dir: self.pipeline.file.parent().map(Path::to_path_buf).unwrap_or_default(),
             home: self.env.var("HOME").map(PathBuf::from),
+            environment: orchestrator_storage::ENVIRONMENT
+                .iter()
+                .filter_map(|name| Some((name.to_string(), SecretValue::new(self.env.var(name)?.to_string()))))
+                .collect(),
         })
     }
 

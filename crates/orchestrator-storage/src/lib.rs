@@ -36,6 +36,7 @@ mod file;
 mod keys;
 mod options;
 mod place;
+mod s3;
 mod sftp;
 
 pub use cache::sink_cache_dir;
@@ -47,7 +48,13 @@ pub use keys::KeyRing;
 pub use options::StorageOptions;
 pub use orchestrator_config::{SecretValue, Secrets};
 pub use place::Place;
+pub use s3::S3Storage;
 pub use sftp::SftpStorage;
+
+/// Environment variables a kind of storage reads when its table leaves a
+/// setting out (an `s3://` target's AWS credentials); the caller puts the
+/// ones that are set into [`StorageOptions::environment`].
+pub const ENVIRONMENT: &[&str] = s3::ENVIRONMENT;
 
 use std::io::Read;
 use std::sync::Arc;
@@ -149,23 +156,24 @@ pub fn open(url: &str) -> Result<Arc<dyn Storage>, StorageError> {
     open_with(url, &StorageOptions::default())
 }
 
+/// The kinds of target, as messages list them.
+const EXPECTED: &str = "file:///path, sftp://user@host/path or s3://bucket/prefix";
+
 /// The storage of a target URL with its sink's storage table. The one place
 /// that knows every kind. Nothing is contacted yet: a storage connects at
 /// its first operation, so checking a pipeline touches no target.
 pub fn open_with(url: &str, options: &StorageOptions) -> Result<Arc<dyn Storage>, StorageError> {
-    let (scheme, _) = url.split_once("://").ok_or_else(|| {
-        StorageError::Config(format!("target `{url}` is not a URL (expected file:///path or sftp://user@host/path)"))
-    })?;
+    let (scheme, _) = url
+        .split_once("://")
+        .ok_or_else(|| StorageError::Config(format!("target `{url}` is not a URL (expected {EXPECTED})")))?;
     match scheme {
         "file" => {
             options.only(&[], "file://")?;
             Ok(Arc::new(FileStorage::from_url(url)?))
         }
         "sftp" => Ok(Arc::new(SftpStorage::new(url, options)?)),
-        "s3" => Err(StorageError::Config(format!(
-            "target scheme `{scheme}://` is not supported yet; use file:///path or sftp://user@host/path"
-        ))),
-        other => Err(StorageError::Config(format!("unknown target scheme `{other}://` (expected file:// or sftp://)"))),
+        "s3" => Ok(Arc::new(S3Storage::new(url, options)?)),
+        other => Err(StorageError::Config(format!("unknown target scheme `{other}://` (expected {EXPECTED})"))),
     }
 }
 

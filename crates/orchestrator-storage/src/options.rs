@@ -16,6 +16,8 @@ pub struct StorageOptions {
     pub base_dir: PathBuf,
     /// The home directory, for defaults such as `~/.ssh/known_hosts`.
     pub home: Option<PathBuf>,
+    /// The variables of [`crate::ENVIRONMENT`] that are set.
+    pub environment: Secrets,
 }
 
 impl StorageOptions {
