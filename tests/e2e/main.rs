@@ -7,6 +7,7 @@ mod cancel; // stopping a run: SIGTERM/SIGINT and limits.timeout cancel the sour
 mod cli; // plugin list/inspect, validate, exit codes, config errors
 mod duplicity; // interop with stock duplicity (Debian 0.8.22): each restores what the other wrote
 mod encryption; // symmetric and public-key chains with stock duplicity and gpg, wrong keys
+mod fanout; // one read of a source feeds every sink; a failing or hanging sink is cut off, the others finish
 mod harness; // temp dirs, pipeline files, running the binary
 mod imap; // the imap source against a real Dovecot: byte-exact restore, incrementals, flags, failures, duplicity
 mod incremental; // chains: deltas, deletions, restore at every time, new chains, retention, the cache

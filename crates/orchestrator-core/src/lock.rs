@@ -384,14 +384,17 @@ impl RunLock {
         }
     }
 
-    /// Resolves when the heartbeat finds the lock is no longer ours, with why.
-    pub async fn lost(&self) -> String {
+    /// Resolves when the heartbeat finds the lock is no longer ours, with
+    /// why; it does not borrow the lock, so a task can wait on it.
+    pub fn lost(&self) -> impl Future<Output = String> + Send + 'static {
         let mut rx = self.lost.clone();
-        let reason = rx.wait_for(Option::is_some).await.ok().and_then(|r| r.clone());
-        match reason {
-            Some(reason) => reason,
-            // The heartbeat stopped without losing the lock.
-            None => std::future::pending().await,
+        async move {
+            let reason = rx.wait_for(Option::is_some).await.ok().and_then(|r| r.clone());
+            match reason {
+                Some(reason) => reason,
+                // The heartbeat stopped without losing the lock.
+                None => std::future::pending().await,
+            }
         }
     }
 

@@ -1,8 +1,9 @@
-//! `run`: back up every (source, sink) pair, up to `concurrency` at a time,
-//! and report each job.
+//! `run`: back up every source into each of its sinks (a job per pair,
+//! each source read once for all of its sinks), up to `concurrency` sources
+//! at a time, and report each job.
 
 use crate::error::{Error, Result};
-use crate::job::{Progress, RunInfo, run_job};
+use crate::job::{Progress, RunInfo, run_source};
 use crate::plan::Plan;
 use crate::report::{JobReport, REPORT_VERSION, RunReport};
 use crate::stop::{Stop, StopReason};
@@ -72,23 +73,34 @@ impl PreparedRun {
         let PreparedRun { plan, jobs, info } = self;
         tracing::info!(pipeline = %plan.pipeline.name, run = %info.run_id, "starting {} job(s)", jobs.len());
         let limit = Arc::new(tokio::sync::Semaphore::new(plan.pipeline.concurrency.max(1)));
-        let mut handles = Vec::new();
+        // Jobs grouped by source, in the order the first of each came.
+        let mut groups: Vec<(orchestrator_config::PluginInstance, Vec<_>)> = Vec::new();
         for job in jobs {
+            match groups.iter_mut().find(|(source, _)| source.name == job.source.name) {
+                Some((_, sinks)) => sinks.push((job.sink, job.progress)),
+                None => groups.push((job.source, vec![(job.sink, job.progress)])),
+            }
+        }
+        let mut handles = Vec::new();
+        for (source, sinks) in groups {
             let (plan, info, limit, stop) = (plan.clone(), info.clone(), limit.clone(), stop.clone());
-            let (source_name, sink_name) = (job.source.name.clone(), job.sink.instance.name.clone());
+            let names: Vec<(String, String)> =
+                sinks.iter().map(|(sink, _)| (source.name.clone(), sink.instance.name.clone())).collect();
             let handle = tokio::spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                run_job(plan, job.source, job.sink, info, job.progress, &stop).await
+                run_source(plan, source, sinks, info, &stop).await
             });
-            handles.push((source_name, sink_name, handle));
+            handles.push((names, handle));
         }
         let mut reports = Vec::new();
-        for (source, sink, handle) in handles {
-            let report = handle.await.unwrap_or_else(|e| JobReport {
-                error: Some(format!("the job crashed the host task: {e}")),
-                ..JobReport::new(source, sink, info.time)
-            });
-            reports.push(report);
+        for (names, handle) in handles {
+            match handle.await {
+                Ok(group) => reports.extend(group),
+                Err(e) => reports.extend(names.into_iter().map(|(source, sink)| JobReport {
+                    error: Some(format!("the job crashed the host task: {e}")),
+                    ..JobReport::new(source, sink, info.time)
+                })),
+            }
         }
         let reason = stop.reason();
         let mut report = RunReport {

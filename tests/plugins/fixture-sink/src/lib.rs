@@ -26,6 +26,24 @@ pub struct Config {
     /// the walk and the boundary in `scripts/bench.sh`).
     #[serde(default)]
     pub skip_content: bool,
+    /// Fail (`"fail"`) or hang (`"stall"`) once this many content bytes
+    /// were written: a sink that breaks mid-stream, for the tests of one
+    /// source feeding several sinks.
+    pub fault_after_bytes: Option<u64>,
+    /// What the fault is.
+    #[serde(default)]
+    pub fault: Fault,
+}
+
+/// A deliberate fault mid-stream (see [`Config::fault_after_bytes`]).
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// Return an error.
+    #[default]
+    Fail,
+    /// Never return (until the host's `call_timeout` stops the call).
+    Stall,
 }
 
 impl Config {
@@ -141,7 +159,8 @@ impl Sink for FixtureSink {
     fn begin_backup(config: Config, context: BackupContext) -> Result<Backup, PluginError> {
         config.check()?;
         let object = storage::put(&set_name(context.time))?;
-        Ok(Backup { tar: TarWriter::new(object, config.skip_content), time: context.time })
+        let fault = config.fault_after_bytes.map(|after| (after, config.fault));
+        Ok(Backup { tar: TarWriter::new(object, config.skip_content), time: context.time, written: 0, fault })
     }
 
     fn open_reader(_config: Config, request: ReadRequest) -> Result<Self::Reader, PluginError> {
@@ -187,6 +206,8 @@ impl Sink for FixtureSink {
 pub struct Backup {
     tar: TarWriter<storage::ObjectWriter>,
     time: i64,
+    written: u64,
+    fault: Option<(u64, Fault)>,
 }
 
 impl plugin_sdk::Backup for Backup {
@@ -195,7 +216,16 @@ impl plugin_sdk::Backup for Backup {
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), PluginError> {
-        self.tar.write(data)
+        self.written += data.len() as u64;
+        match self.fault {
+            Some((after, Fault::Fail)) if self.written > after => {
+                Err(PluginError::Io(format!("deliberate fault after {after} bytes")))
+            }
+            Some((after, Fault::Stall)) if self.written > after => loop {
+                std::hint::spin_loop();
+            },
+            _ => self.tar.write(data),
+        }
     }
 
     fn end_entry(&mut self, status: ContentStatus) -> Result<(), PluginError> {
