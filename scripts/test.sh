@@ -19,6 +19,8 @@ command -v mkfifo >/dev/null || need_packages+=(coreutils)
 # Dovecot for the IMAP client's tests (tests/servers starts a private instance
 # on free loopback ports; a system one the package may start is never used).
 [ -x /usr/lib/dovecot/imap ] && [ -x /usr/bin/doveadm ] || need_packages+=(dovecot-imapd)
+# rclone for the rclone: targets (tests/e2e/rclone_storage.rs).
+[ -x /usr/bin/rclone ] || need_packages+=(rclone)
 if ((${#need_packages[@]})); then
     apt_install "${need_packages[@]}"
 fi

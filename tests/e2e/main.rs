@@ -12,6 +12,7 @@ mod harness; // temp dirs, pipeline files, running the binary
 mod imap; // the imap source against a real Dovecot: byte-exact restore, incrementals, flags, failures, duplicity
 mod incremental; // chains: deltas, deletions, restore at every time, new chains, retention, the cache
 mod lock; // the run lock: live locks fail only their job, stale ones are taken over, kill -9 at any moment, two runs at once
+mod rclone_storage; // rclone: targets through Debian's rclone to a real sshd: a chain there and back, empty cache, leftovers, bad settings
 mod roundtrip; // a tree with odd names, modes, links and fifos through backup and restore
 mod s3_storage; // s3:// targets against an S3 server: multipart there and back, empty cache, killed uploads, bad settings
 mod sandbox; // misbehaving plugins fail only their own job

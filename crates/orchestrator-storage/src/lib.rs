@@ -36,6 +36,7 @@ mod file;
 mod keys;
 mod options;
 mod place;
+mod rclone;
 mod s3;
 mod sftp;
 
@@ -48,6 +49,7 @@ pub use keys::KeyRing;
 pub use options::StorageOptions;
 pub use orchestrator_config::{SecretValue, Secrets};
 pub use place::Place;
+pub use rclone::RcloneStorage;
 pub use s3::S3Storage;
 pub use sftp::SftpStorage;
 
@@ -157,12 +159,16 @@ pub fn open(url: &str) -> Result<Arc<dyn Storage>, StorageError> {
 }
 
 /// The kinds of target, as messages list them.
-const EXPECTED: &str = "file:///path, sftp://user@host/path or s3://bucket/prefix";
+const EXPECTED: &str = "file:///path, sftp://user@host/path, s3://bucket/prefix or rclone:REMOTE:path";
 
 /// The storage of a target URL with its sink's storage table. The one place
 /// that knows every kind. Nothing is contacted yet: a storage connects at
 /// its first operation, so checking a pipeline touches no target.
 pub fn open_with(url: &str, options: &StorageOptions) -> Result<Arc<dyn Storage>, StorageError> {
+    // rclone's own remote syntax has no `//`.
+    if url.starts_with("rclone:") {
+        return Ok(Arc::new(RcloneStorage::new(url, options)?));
+    }
     let (scheme, _) = url
         .split_once("://")
         .ok_or_else(|| StorageError::Config(format!("target `{url}` is not a URL (expected {EXPECTED})")))?;

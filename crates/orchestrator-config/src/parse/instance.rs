@@ -95,12 +95,14 @@ impl Parser<'_> {
                 ("allow", _) => allow = self.allow(v, &path),
                 ("limits", _) => limits = self.limits(v, &path),
                 ("target", PluginKind::Sink) => match self.string(v, &path) {
-                    Some(t) if has_scheme(&t) => sink_keys.target = Some(t),
+                    // rclone's remotes (`rclone:b2:bucket/x`) have no `//`.
+                    Some(t) if has_scheme(&t) || t.starts_with("rclone:") => sink_keys.target = Some(t),
                     Some(t) => self.error(
                         v.span(),
                         &path,
                         format!(
-                            "`{t}` is not a URL (examples: file:///backups, sftp://user@host/path, s3://bucket/prefix)"
+                            "`{t}` is not a URL (examples: file:///backups, sftp://user@host/path, s3://bucket/prefix, \
+                             rclone:remote:path)"
                         ),
                     ),
                     None => {}
