@@ -280,3 +280,30 @@ fn duplicity_3_and_we_read_each_others_backups_on_s3() {
         assert_same_tree(&env.path("tree"), &dest);
     });
 }
+
+/// `limits.upload_rate` holds a sink's uploads to its rate on every kind of
+/// target (here s3:// and file://, fed from one read of the source).
+#[test]
+fn an_upload_rate_holds_on_every_kind_of_target() {
+    let Some(server) = S3Server::start() else { return };
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("tree")).unwrap();
+    std::fs::write(env.path("tree/noise.bin"), noise(3 << 20, 5)).unwrap();
+    let text = std::fs::read_to_string(pipeline(&env, &server, true, ""))
+        .unwrap()
+        .replace("volsize_mb = 8\n", "volsize_mb = 8\nlimits = { upload_rate = \"2MiB/s\", upload_concurrency = 2 }\n");
+    let text = format!(
+        "{text}\n[sinks.disk]\nplugin = \"duplicity-sink\"\ntarget = \"file://{}/disk\"\nencryption = \"none\"\n\
+         limits = {{ upload_rate = \"2MiB/s\" }}\n",
+        env.path("").display()
+    );
+    let p = env.pipeline("rate.toml", &text);
+    let run = env.run(&["run", p.to_str().unwrap(), "--json"], &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    for job in report["jobs"].as_array().unwrap() {
+        // 3 MiB of noise at 2 MiB/s: over a second, whatever the target.
+        let seconds = job["seconds"].as_f64().unwrap();
+        assert!(seconds >= 1.2, "{}: {seconds} s\n{report}", job["sink"]);
+    }
+}

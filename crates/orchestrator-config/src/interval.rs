@@ -64,3 +64,43 @@ mod tests {
         }
     }
 }
+
+/// A rate such as `10MiB/s`, `500KB/s` or `1GiB/s`, in bytes per second
+/// (`K`, `M`, `G` are powers of 1000, `Ki`, `Mi`, `Gi` of 1024).
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let bad = || format!("expected a rate such as \"10MiB/s\" or \"500KB/s\", found {s:?}");
+    let amount = s.trim().strip_suffix("/s").ok_or_else(bad)?.trim();
+    let digits = amount.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(amount.len());
+    let (number, unit) = amount.split_at(digits);
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let scale: f64 = match unit.trim() {
+        "B" => 1.0,
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(bad()),
+    };
+    let rate = number * scale;
+    if !(1024.0..=1e13).contains(&rate) {
+        return Err(format!("{s:?} is outside 1KiB/s to 10TB/s"));
+    }
+    Ok(rate as u64)
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rates_take_decimal_and_binary_units() {
+        assert_eq!(parse_rate("10MiB/s"), Ok(10 << 20));
+        assert_eq!(parse_rate("500KB/s"), Ok(500_000));
+        assert_eq!(parse_rate("1.5 GiB/s"), Ok(3 << 29));
+        for bad in ["10MiB", "fast", "10Mb/s", "-1MB/s", "1B/s"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
+}

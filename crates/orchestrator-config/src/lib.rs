@@ -122,11 +122,21 @@ pub struct Limits {
     pub call_timeout: Duration,
     /// Longest a whole job may take.
     pub timeout: Option<Duration>,
+    /// A sink's uploads, in bytes per second, all objects together.
+    pub upload_rate: Option<u64>,
+    /// A sink's parts in flight per object (multipart uploads).
+    pub upload_concurrency: Option<u32>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_mb: 512, call_timeout: Duration::from_secs(600), timeout: None }
+        Limits {
+            memory_mb: 512,
+            call_timeout: Duration::from_secs(600),
+            timeout: None,
+            upload_rate: None,
+            upload_concurrency: None,
+        }
     }
 }
 

@@ -251,6 +251,8 @@ impl Plan {
                 .iter()
                 .filter_map(|name| Some((name.to_string(), SecretValue::new(self.env.var(name)?.to_string()))))
                 .collect(),
+            upload_rate: sink.instance.limits.upload_rate,
+            upload_concurrency: sink.instance.limits.upload_concurrency,
         })
     }
 

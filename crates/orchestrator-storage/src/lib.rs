@@ -39,6 +39,7 @@ mod place;
 mod rclone;
 mod s3;
 mod sftp;
+mod throttle;
 
 pub use cache::sink_cache_dir;
 pub use chunk::{MAX_READ, fill, fill_expecting};
@@ -165,6 +166,14 @@ const EXPECTED: &str = "file:///path, sftp://user@host/path, s3://bucket/prefix 
 /// that knows every kind. Nothing is contacted yet: a storage connects at
 /// its first operation, so checking a pipeline touches no target.
 pub fn open_with(url: &str, options: &StorageOptions) -> Result<Arc<dyn Storage>, StorageError> {
+    let storage = open_kind(url, options)?;
+    Ok(match options.upload_rate {
+        Some(rate) => Arc::new(throttle::Throttled::new(storage, rate)),
+        None => storage,
+    })
+}
+
+fn open_kind(url: &str, options: &StorageOptions) -> Result<Arc<dyn Storage>, StorageError> {
     // rclone's own remote syntax has no `//`.
     if url.starts_with("rclone:") {
         return Ok(Arc::new(RcloneStorage::new(url, options)?));

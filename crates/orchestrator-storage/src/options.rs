@@ -18,6 +18,10 @@ pub struct StorageOptions {
     pub home: Option<PathBuf>,
     /// The variables of [`crate::ENVIRONMENT`] that are set.
     pub environment: Secrets,
+    /// The sink's `limits.upload_rate`, bytes per second.
+    pub upload_rate: Option<u64>,
+    /// The sink's `limits.upload_concurrency`: parts in flight per object.
+    pub upload_concurrency: Option<u32>,
 }
 
 impl StorageOptions {

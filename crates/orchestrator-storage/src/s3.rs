@@ -4,7 +4,7 @@
 //!
 //! - An object up to one part (`part_size_mib`, 8 MiB) goes in one PUT,
 //!   which S3 makes visible whole or not at all. A larger one is a multipart
-//!   upload with `upload_concurrency` parts in flight; it appears only when
+//!   upload with `limits.upload_concurrency` parts in flight; it appears only when
 //!   completed. Before the first part, a marker object
 //!   (`.orchestrator-upload-…`, holding the object's name and the upload's id)
 //!   is written beside it, so the next run ([`Storage::remove_debris`]) aborts
@@ -49,7 +49,6 @@ const KEYS: &[&str] = &[
     "storage_class",
     "ca_file",
     "part_size_mib",
-    "upload_concurrency",
     "timeout_seconds",
     "retry_minutes",
 ];
@@ -231,10 +230,7 @@ impl S3Storage {
                 "storage.part_size_mib: {part_mib} is not between {MIN_PART_MIB} (S3's smallest part) and 1024"
             )));
         }
-        let concurrency = options.integer("upload_concurrency")?.unwrap_or(4);
-        if !(1..=64).contains(&concurrency) {
-            return Err(StorageError::Config(format!("storage.upload_concurrency: {concurrency} is not 1-64")));
-        }
+        let concurrency = options.upload_concurrency.unwrap_or(4).max(1);
 
         let mut client = ClientOptions::new()
             .with_allow_http(allow_http)

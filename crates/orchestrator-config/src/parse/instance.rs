@@ -93,7 +93,7 @@ impl Parser<'_> {
             match (key.as_str(), kind) {
                 ("plugin", _) => plugin = self.plugin_ref(v, &path),
                 ("allow", _) => allow = self.allow(v, &path),
-                ("limits", _) => limits = self.limits(v, &path),
+                ("limits", _) => limits = self.limits(v, &path, kind),
                 ("target", PluginKind::Sink) => match self.string(v, &path) {
                     // rclone's remotes (`rclone:b2:bucket/x`) have no `//`.
                     Some(t) if has_scheme(&t) || t.starts_with("rclone:") => sink_keys.target = Some(t),
@@ -225,7 +225,7 @@ impl Parser<'_> {
         allow
     }
 
-    fn limits(&mut self, v: &Spanned<DeValue<'_>>, key: &str) -> Limits {
+    fn limits(&mut self, v: &Spanned<DeValue<'_>>, key: &str, kind: PluginKind) -> Limits {
         let mut limits = Limits::default();
         let Some(t) = self.sub_table(v, key) else { return limits };
         for (k, item) in t.iter() {
@@ -248,7 +248,29 @@ impl Parser<'_> {
                         Err(e) => self.error(item.span(), &sub, e),
                     }
                 }
-                _ => self.error(k.span(), &sub, "unknown key (expected one of: memory_mb, call_timeout, timeout)"),
+                "upload_rate" | "upload_concurrency" if kind != PluginKind::Sink => {
+                    self.error(k.span(), &sub, "only a sink uploads; set it on the sink")
+                }
+                "upload_rate" => {
+                    let Some(s) = self.string(item, &sub) else { continue };
+                    match crate::interval::parse_rate(&s) {
+                        Ok(rate) => limits.upload_rate = Some(rate),
+                        Err(e) => self.error(item.span(), &sub, e),
+                    }
+                }
+                "upload_concurrency" => match integer(item.get_ref()) {
+                    Some(n @ 1..=64) => limits.upload_concurrency = Some(n as u32),
+                    _ => self.error(
+                        item.span(),
+                        &sub,
+                        format!("expected an integer between 1 and 64, found {}", self.shown(item)),
+                    ),
+                },
+                _ => self.error(
+                    k.span(),
+                    &sub,
+                    "unknown key (expected one of: memory_mb, call_timeout, timeout, upload_rate, upload_concurrency)",
+                ),
             }
         }
         limits
