@@ -88,6 +88,9 @@ ours_full=$(t "$bin" --log warn run "$work/p.toml"); ours_peak=$(cat "$work/rss"
 dup=("$dup3" --volsize 200 --concurrency 4 --archive-dir "$work/dup-cache" --s3-endpoint-url "$endpoint" --s3-region-name us-east-1)
 dup_full=$(t "${dup[@]}" full "$work/data" s3://dup/bench)
 export RESTIC_PASSWORD=bench RESTIC_REPOSITORY=s3:$endpoint/restic
+# A machine-wide AWS_CA_BUNDLE (for https proxies) breaks Go's S3 clients on
+# plain http; nothing here needs it.
+unset AWS_CA_BUNDLE
 restic init >/dev/null
 restic_full=$(t restic backup "$work/data")
 export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other RCLONE_CONFIG_BENCH_ENDPOINT=$endpoint \

@@ -28,8 +28,8 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
-    Attribute, Attributes, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions,
-    PutPayload, RetryConfig,
+    Attribute, Attributes, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode,
+    PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
 };
 use std::collections::VecDeque;
 use std::io::Read;
@@ -63,9 +63,12 @@ const UPLOAD_MARKER: &str = ".orchestrator-upload-";
 /// S3's smallest part but the last.
 const MIN_PART_MIB: u64 = 5;
 
-/// Bytes one read request asks for: with one range read ahead, an open
-/// object holds at most three of them.
-const RANGE: u64 = 4 << 20;
+/// Chunks of a response read ahead of the reader (reqwest's chunks are
+/// tens of KiB: a few MiB at most).
+const READ_AHEAD: usize = 64;
+
+/// How often a read cut mid-object resumes before it fails.
+const RESUMES: u32 = 3;
 
 /// A bucket (and a prefix in it) on an S3-compatible service.
 pub struct S3Storage {
@@ -74,6 +77,9 @@ pub struct S3Storage {
 
 struct Inner {
     store: Arc<AmazonS3>,
+    /// The same bucket for streaming reads: no total timeout per request,
+    /// a timeout per stalled read instead.
+    reader: Arc<AmazonS3>,
     /// `s3://bucket` as the user wrote it, for messages.
     bucket: String,
     /// The key prefix every object name is under (no leading or trailing `/`).
@@ -232,12 +238,13 @@ impl S3Storage {
         }
         let concurrency = options.upload_concurrency.unwrap_or(4).max(1);
 
+        let timeout = Duration::from_secs(options.integer("timeout_seconds")?.unwrap_or(300));
         let mut client = ClientOptions::new()
             .with_allow_http(allow_http)
             .with_connect_timeout(Duration::from_secs(10))
-            // Per request: a part or a range, so a slow uplink (8 MiB in
-            // five minutes is 28 KB/s) still finishes one.
-            .with_timeout(Duration::from_secs(options.integer("timeout_seconds")?.unwrap_or(300)));
+            // Per request (a part: a slow uplink, 8 MiB in five minutes, is
+            // 28 KB/s); reads have a timeout per stalled read instead.
+            .with_timeout(timeout);
         if let Some(ca) = options.path("ca_file")? {
             let pem = std::fs::read(&ca)
                 .map_err(|e| StorageError::Config(format!("storage.ca_file: cannot read {}: {e}", ca.display())))?;
@@ -260,7 +267,7 @@ impl S3Storage {
             .with_access_key_id(access_key)
             .with_secret_access_key(secret_key)
             .with_virtual_hosted_style_request(!path_style)
-            .with_client_options(client)
+            .with_client_options(client.clone())
             .with_retry(retry);
         if let Some(token) = token {
             secrets.push(token.clone());
@@ -269,9 +276,13 @@ impl S3Storage {
         if let Some(endpoint) = endpoint {
             builder = builder.with_endpoint(endpoint);
         }
-        let store = builder.build().map_err(|e| StorageError::Config(format!("target `{url}`: {e}")))?;
+        let reading = client.with_timeout_disabled().with_read_timeout(timeout);
+        let reader = builder.clone().with_client_options(reading).build();
+        let store = builder.build().and_then(|store| Ok((store, reader?)));
+        let (store, reader) = store.map_err(|e| StorageError::Config(format!("target `{url}`: {e}")))?;
         let inner = Inner {
             store: Arc::new(store),
+            reader: Arc::new(reader),
             bucket,
             root,
             part_size: (part_mib << 20) as usize,
@@ -502,7 +513,7 @@ impl Drop for S3Sink {
     }
 }
 
-/// An object's bytes as they arrive, one range read ahead.
+/// An object's bytes as they arrive, a few chunks read ahead.
 struct S3Reader {
     chunks: std::sync::Mutex<tokio::sync::mpsc::Receiver<Result<bytes::Bytes, String>>>,
     current: bytes::Bytes,
@@ -543,36 +554,65 @@ impl Storage for S3Storage {
 
     fn get(&self, name: &str) -> Result<Box<dyn Read + Send + Sync>, StorageError> {
         let inner = &self.inner;
-        let (store, path) = (inner.store.clone(), inner.path(name)?);
-        let head = {
+        let (store, path) = (inner.reader.clone(), inner.path(name)?);
+        let first = {
             let (store, path) = (store.clone(), path.clone());
-            block(async move { store.head(&path).await })?.map_err(|e| inner.error("reading", name, e))?
+            block(async move { store.get(&path).await })?.map_err(|e| inner.error("reading", name, e))?
         };
-        // In ranges, each a request of its own: a volume read slowly (while
-        // its files are restored) never holds one request open for minutes,
-        // and a connection cut mid-object costs one range's retry.
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        // One streaming request per object (no total timeout: a volume read
+        // slowly while its files are restored is fine; a stalled read is
+        // not). Cut mid-way, it resumes from where it was, on the same
+        // version of the object (If-Match), a few times.
+        let (size, etag) = (first.meta.size, first.meta.e_tag.clone());
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
         let reader = Arc::clone(inner);
         let name_owned = name.to_string();
         let pump = runtime().spawn(async move {
-            let mut start = 0;
-            while start < head.size {
-                let end = (start + RANGE).min(head.size);
-                let chunk = match store.get_range(&path, start..end).await {
-                    Ok(bytes) if bytes.len() as u64 == end - start => Ok(bytes),
-                    Ok(bytes) => Err(format!(
-                        "reading {}: asked for bytes {start}-{end}, got {}; was it changed while being read?",
-                        reader.locate(&name_owned),
-                        bytes.len()
-                    )),
-                    Err(e) => Err(reader.error("reading", &name_owned, e).to_string()),
+            let mut result = Ok(first);
+            let (mut offset, mut resumed) = (0u64, 0);
+            let failure = loop {
+                let error = match result {
+                    Ok(got) => {
+                        let mut stream = got.into_stream();
+                        let mut cut = None;
+                        while let Some(chunk) = stream.next().await {
+                            match chunk {
+                                Ok(bytes) => {
+                                    offset += bytes.len() as u64;
+                                    if tx.send(Ok(bytes)).await.is_err() {
+                                        return; // the reader is gone
+                                    }
+                                }
+                                Err(e) => {
+                                    cut = Some(e);
+                                    break;
+                                }
+                            }
+                        }
+                        match cut {
+                            None if offset == size => return,
+                            None => object_store::Error::Generic {
+                                store: "S3",
+                                source: format!("the object ended after {offset} of {size} bytes").into(),
+                            },
+                            Some(e) => e,
+                        }
+                    }
+                    Err(e) => e,
                 };
-                let failed = chunk.is_err();
-                if tx.send(chunk).await.is_err() || failed {
-                    break;
+                if resumed == RESUMES || offset >= size {
+                    break error;
                 }
-                start = end;
-            }
+                resumed += 1;
+                tracing::warn!("reading {}: {error}; resuming at byte {offset}", reader.locate(&name_owned));
+                let options = GetOptions {
+                    range: Some(GetRange::Offset(offset)),
+                    if_match: etag.clone(),
+                    ..GetOptions::default()
+                };
+                result = store.get_opts(&path, options).await;
+            };
+            let _ = tx.send(Err(reader.error("reading", &name_owned, failure).to_string())).await;
         });
         Ok(Box::new(S3Reader { chunks: std::sync::Mutex::new(rx), current: bytes::Bytes::new(), pump }))
     }
