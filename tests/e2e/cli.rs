@@ -162,3 +162,20 @@ fn a_damaged_compiled_plugin_is_compiled_again() {
     let third = env.run_binary(&["plugin", "list", "--log", "warn"], &xdg_env);
     assert!(!third.stderr.contains("recompiling"), "the cache was not repaired: {}", third.all());
 }
+
+/// The 3-2-1 example is a valid pipeline (with its secret files present):
+/// `validate` accepts it and contacts none of its servers.
+#[test]
+fn the_3_2_1_example_validates() {
+    let env = Env::new();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/3-2-1/pipeline.toml");
+    let secrets = env.path("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    for name in ["truenas-api-key", "archive-passphrase", "b2-key-id", "b2-application-key"] {
+        std::fs::write(secrets.join(name), format!("{name} value")).unwrap();
+    }
+    let text = std::fs::read_to_string(example).unwrap().replace("/run/secrets/", "{dir}/secrets/");
+    let p = env.pipeline("pipeline.toml", &text);
+    let run = env.run(&["validate", p.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+}
