@@ -149,3 +149,54 @@ fn sftp_targets_fail_clearly() {
     assert!(run.stderr.contains("storage.password: must be a secret"), "{}", run.all());
     assert!(!run.all().contains("hunter2"), "{}", run.all());
 }
+
+/// Stock duplicity 3.x, over its own SFTP transport (OpenSSH's `sftp`,
+/// `pexpect+sftp://`), restores what we wrote to the server, and we restore
+/// what it wrote there.
+#[test]
+fn duplicity_3_and_we_read_each_others_backups_over_sftp() {
+    use crate::duplicity::{Duplicity, Encryption, Peer, with_duplicity};
+    let Some(sshd) = Sshd::start() else { return };
+    with_duplicity(Peer::Pypi3, |dup: &Duplicity| {
+        let env = Env::new();
+        let enc = Encryption::Symmetric;
+        let tree = odd_tree(&env);
+        std::fs::rename(&tree, env.path("tree")).unwrap();
+        let login =
+            format!("key_file = \"{}\"\nknown_hosts = \"{}\"", sshd.key().display(), sshd.known_hosts().display());
+        let text = std::fs::read_to_string(pipeline(&env, &sshd, &login))
+            .unwrap()
+            .replace("passphrase = { file = ", "#")
+            .replace("encryption = \"symmetric\"", enc.sink_settings());
+        let p = env.pipeline("ours.toml", &text);
+        let run = env.run(&["run", p.to_str().unwrap()], enc.env());
+        assert_eq!(run.code, 0, "{}", run.all());
+
+        let ssh_options = format!(
+            "--ssh-options=-oIdentityFile={} -oUserKnownHostsFile={} -oStrictHostKeyChecking=yes",
+            sshd.key().display(),
+            sshd.known_hosts().display()
+        );
+        let url = |dir: &str| {
+            format!("pexpect+sftp://{}@{}:{}/{}", sshd.user(), sshd.host(), sshd.port(), env.path(dir).display())
+        };
+        let dest = env.path("duplicity-restored");
+        let ours = url("remote/docs");
+        dup.run_in(&env, enc, &env.path("dup-cache-1"), &["restore", &ssh_options, &ours, dest.to_str().unwrap()], &[]);
+        assert_same_tree(&env.path("tree"), &dest);
+
+        let theirs = url("theirs/docs");
+        let tree = env.path("tree");
+        dup.run_in(&env, enc, &env.path("dup-cache-2"), &["full", &ssh_options, tree.to_str().unwrap(), &theirs], &[]);
+        let text = text.replace(
+            &format!("{}/remote", env.path("").display().to_string().trim_end_matches('/')),
+            &format!("{}/theirs", env.path("").display().to_string().trim_end_matches('/')),
+        );
+        let p = env.pipeline("theirs.toml", &text);
+        let dest = env.path("we-restored");
+        let run =
+            env.run(&["restore", p.to_str().unwrap(), "--source", "docs", "--to", dest.to_str().unwrap()], enc.env());
+        assert_eq!(run.code, 0, "{}", run.all());
+        assert_same_tree(&env.path("tree"), &dest);
+    });
+}
