@@ -307,3 +307,35 @@ fn an_upload_rate_holds_on_every_kind_of_target() {
         assert!(seconds >= 1.2, "{}: {seconds} s\n{report}", job["sink"]);
     }
 }
+
+/// Connections cut mid-transfer (by a proxy, as a dropped NAT mapping or a
+/// restarted router would): an upload is retried, a read resumes where it
+/// was, and both finish whole.
+#[test]
+fn connections_cut_mid_transfer_are_retried_and_resumed() {
+    use test_servers::proxy::CuttingProxy;
+    let Some(server) = S3Server::start() else { return };
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("tree")).unwrap();
+    std::fs::write(env.path("tree/big.bin"), noise(12 << 20, 13)).unwrap();
+    std::fs::write(env.path("tree/small.txt"), "small").unwrap();
+    let direct = std::fs::read_to_string(pipeline(&env, &server, true, "")).unwrap();
+    let through =
+        |proxy: &CuttingProxy, name: &str| env.pipeline(name, &direct.replace(&server.endpoint(), &proxy.endpoint()));
+
+    let upload = CuttingProxy::start(server.port(), 3 << 20, 2);
+    let p = through(&upload, "up.toml");
+    let run = env.run(&["run", p.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(upload.cut() >= 1, "the proxy cut nothing");
+    assert!(server.uploads("backups").is_empty(), "{:?}", server.uploads("backups"));
+
+    let download = CuttingProxy::start(server.port(), 3 << 20, 2);
+    let p = through(&download, "down.toml");
+    std::fs::remove_dir_all(env.path("cache")).unwrap();
+    let dest = env.path("restored");
+    let run = env.run(&["restore", p.to_str().unwrap(), "--source", "docs", "--to", dest.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(download.cut() >= 1, "the proxy cut nothing");
+    assert_same_tree(&env.path("tree"), &dest);
+}

@@ -25,6 +25,7 @@
 //! deletes fail as a busy dataset's.
 
 pub mod dovecot;
+pub mod proxy;
 pub mod s3;
 pub mod sshd;
 pub mod truenas;

@@ -88,6 +88,11 @@ impl S3Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The access key id of the user the tests back up as.
     pub fn key_id(&self) -> &str {
         &self.key_id
