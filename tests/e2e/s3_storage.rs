@@ -339,3 +339,23 @@ fn connections_cut_mid_transfer_are_retried_and_resumed() {
     assert!(download.cut() >= 1, "the proxy cut nothing");
     assert_same_tree(&env.path("tree"), &dest);
 }
+
+/// A service that answers 429 with `Retry-After` is waited for as long as
+/// it asks, then the request goes through.
+#[test]
+fn a_429_with_retry_after_is_waited_for() {
+    use test_servers::proxy::CuttingProxy;
+    let Some(server) = S3Server::start() else { return };
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("tree")).unwrap();
+    std::fs::write(env.path("tree/a.txt"), "a").unwrap();
+    let proxy = CuttingProxy::throttling(server.port(), 1, 3);
+    let text = std::fs::read_to_string(pipeline(&env, &server, true, "")).unwrap();
+    let p = env.pipeline("busy.toml", &text.replace(&server.endpoint(), &proxy.endpoint()));
+    let run = env.run(&["run", p.to_str().unwrap(), "--json"], &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    // object_store's own first backoff is a tenth of a second.
+    let seconds = report["jobs"][0]["seconds"].as_f64().unwrap();
+    assert!(seconds >= 3.0, "the Retry-After of 3 s was not waited for: {seconds} s");
+}

@@ -18,13 +18,17 @@
 //!   can still both write. `docs/pipeline.md` says so.
 //! - The client runs on a small runtime of its own: the [`Storage`] trait is
 //!   blocking, and its callers may be on another runtime's threads.
-//!   Requests are retried with backoff on connection errors, 5xx and 429, for
-//!   at most `retry_minutes`; then the operation fails, naming the object.
+//!   Requests are retried with backoff on connection errors, 5xx and 429
+//!   (after waiting what `Retry-After` asks, up to a minute), for at most
+//!   `retry_minutes`; then the operation fails, naming the object.
 
 use crate::options::StorageOptions;
 use crate::{MAX_SMALL, ObjectInfo, ObjectSink, SmallObject, Storage, StorageError};
 use futures::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::client::{
+    HttpClient, HttpConnector, HttpError, HttpRequest, HttpResponse, HttpService, ReqwestConnector,
+};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
@@ -166,6 +170,43 @@ fn wait<T>(handle: JoinHandle<T>) -> Result<T, StorageError> {
     futures::executor::block_on(handle).map_err(|e| StorageError::Other(format!("an S3 request stopped: {e}")))
 }
 
+/// The longest `Retry-After` honoured; a service asking for more is retried
+/// on the client's own backoff.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// reqwest, as object_store uses it, but a 429 or 503 with `Retry-After`
+/// waits as long as the service asked before object_store's own backoff
+/// retries it.
+#[derive(Debug)]
+struct PatientConnector;
+
+impl HttpConnector for PatientConnector {
+    fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
+        Ok(HttpClient::new(Patient(ReqwestConnector::default().connect(options)?)))
+    }
+}
+
+#[derive(Debug)]
+struct Patient(HttpClient);
+
+#[async_trait::async_trait]
+impl HttpService for Patient {
+    async fn call(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let response = self.0.execute(request).await?;
+        if matches!(response.status().as_u16(), 429 | 503)
+            && let Some(wait) = retry_after(response.headers().get("retry-after").and_then(|v| v.to_str().ok()))
+        {
+            tokio::time::sleep(wait.min(MAX_RETRY_AFTER)).await;
+        }
+        Ok(response)
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is left to the backoff).
+fn retry_after(value: Option<&str>) -> Option<Duration> {
+    value?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
 /// A unique part of a marker's name.
 fn marker_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -268,6 +309,7 @@ impl S3Storage {
             .with_secret_access_key(secret_key)
             .with_virtual_hosted_style_request(!path_style)
             .with_client_options(client.clone())
+            .with_http_connector(PatientConnector)
             .with_retry(retry);
         if let Some(token) = token {
             secrets.push(token.clone());
@@ -701,6 +743,14 @@ mod tests {
             let e = parse_url(bad).unwrap_err().to_string();
             assert!(e.contains(bad) && e.contains("expected s3://bucket[/prefix]"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        assert_eq!(retry_after(Some("3")), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(Some(" 120 ")), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after(Some("Wed, 21 Oct 2026 07:28:00 GMT")), None);
+        assert_eq!(retry_after(None), None);
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! A TCP proxy on loopback that cuts connections mid-transfer: the first
-//! `cuts` connections to carry more than `after` bytes in either direction
-//! are closed at that point (both ways, as a dropped NAT mapping or a
-//! restarted router does); later ones pass untouched. For the fault tests
-//! of remote storage.
+//! A TCP proxy on loopback in front of an HTTP server, for the fault tests
+//! of remote storage. [`CuttingProxy::start`]: the first `cuts` connections
+//! to carry more than `after` bytes in either direction are closed at that
+//! point (both ways, as a dropped NAT mapping or a restarted router does).
+//! [`CuttingProxy::throttling`]: the first requests are answered `429 Too
+//! Many Requests` with a `Retry-After`, as a rate-limited service does.
+//! Later connections pass untouched.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -20,17 +22,40 @@ pub struct CuttingProxy {
 impl CuttingProxy {
     /// Forward 127.0.0.1:<new port> to 127.0.0.1:`upstream`.
     pub fn start(upstream: u16, after: u64, cuts: usize) -> CuttingProxy {
+        CuttingProxy::spawn(upstream, after, cuts, 0, 0)
+    }
+
+    /// Answer the first `refusals` connections' first request with 429 and
+    /// `Retry-After: <seconds>`, then close them; forward the rest.
+    pub fn throttling(upstream: u16, refusals: usize, seconds: u64) -> CuttingProxy {
+        CuttingProxy::spawn(upstream, u64::MAX, 0, refusals, seconds)
+    }
+
+    fn spawn(upstream: u16, after: u64, cuts: usize, refusals: usize, seconds: u64) -> CuttingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port for the proxy");
         let port = listener.local_addr().expect("bound").port();
         let cut = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (cut2, stop2) = (cut.clone(), stop.clone());
         std::thread::spawn(move || {
+            let mut refused = 0;
             for client in listener.incoming() {
                 if stop2.load(Ordering::Relaxed) {
                     break;
                 }
-                let Ok(client) = client else { continue };
+                let Ok(mut client) = client else { continue };
+                if refused < refusals {
+                    refused += 1;
+                    let mut head = [0u8; 4096];
+                    let _ = client.read(&mut head);
+                    let answer = format!(
+                        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: {seconds}\r\nContent-Length: 0\r\n\
+                         Connection: close\r\n\r\n"
+                    );
+                    let _ = client.write_all(answer.as_bytes());
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
                 let budget = Arc::new(AtomicUsize::new(0));
                 for (from, to) in [(&client, &server), (&server, &client)] {
