@@ -20,7 +20,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 #[path = "duplicity_interop.rs"]
-mod interop;
+pub mod interop;
 
 /// Which duplicity a test talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +51,13 @@ impl Encryption {
             Encryption::None => r#"encryption = "none""#,
             Encryption::Symmetric => "encryption = \"symmetric\"\npassphrase = { env = \"BACKUP_PASSPHRASE\" }",
         }
+    }
+
+    /// A pipeline whose sink is `encryption = "symmetric"` with a passphrase
+    /// file, its sink sealed as `self` says instead (with the passphrase
+    /// duplicity reads too): for targets whose tests build their own pipeline.
+    pub fn reseal(self, pipeline: &str) -> String {
+        pipeline.replace("passphrase = { file = ", "#").replace("encryption = \"symmetric\"", self.sink_settings())
     }
 
     /// duplicity's options for the same archives.

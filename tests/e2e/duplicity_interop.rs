@@ -105,7 +105,7 @@ fn snapshot(env: &Env, root: &Path, name: &str) -> PathBuf {
 }
 
 /// Bytes that do not compress, so sizes on the target are real.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)
         .map(|_| {

@@ -4,6 +4,7 @@
 //! interrupted upload left removed by the next run, and the failures a
 //! person meets first: an unknown remote, no rclone program.
 
+use crate::duplicity::interop::noise;
 use crate::harness::Env;
 use crate::incremental::backup;
 use crate::roundtrip::{assert_same_tree, odd_tree};
@@ -69,8 +70,7 @@ fn a_chain_goes_through_rclone_and_comes_back() {
     let env = Env::new();
     let tree = odd_tree(&env);
     std::fs::rename(&tree, env.path("tree")).unwrap();
-    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    std::fs::write(env.path("tree/big.bin"), big).unwrap();
+    std::fs::write(env.path("tree/big.bin"), noise(3_000_000, 17)).unwrap();
     let p = pipeline(&env, &sshd, "");
     let ps = p.to_str().unwrap();
 

@@ -6,6 +6,7 @@
 //! first: a wrong secret key, a missing bucket, plain http off this machine,
 //! a credential written into the file.
 
+use crate::duplicity::interop::noise;
 use crate::harness::Env;
 use crate::incremental::{backup, snapshot};
 use crate::roundtrip::{assert_same_tree, odd_tree};
@@ -55,18 +56,6 @@ part_size_mib = 5
 /// Names under `home/docs/` in the bucket.
 fn names(server: &S3Server) -> Vec<String> {
     server.objects("backups").into_iter().filter_map(|(k, _)| Some(k.strip_prefix("home/docs/")?.to_string())).collect()
-}
-
-/// Bytes no compressor shrinks, so volumes are as large as the data.
-fn noise(len: usize, mut seed: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect()
 }
 
 #[test]
@@ -249,11 +238,9 @@ fn duplicity_3_and_we_read_each_others_backups_on_s3() {
         let dup_env = creds;
         let s3_options = ["--s3-endpoint-url", &server.endpoint(), "--s3-region-name", "us-east-1"];
         let at = |target: &str| {
-            let text = std::fs::read_to_string(pipeline(&env, &server, false, ""))
-                .unwrap()
-                .replace("s3://backups/home", target)
-                .replace("passphrase = { file = ", "#")
-                .replace("encryption = \"symmetric\"", enc.sink_settings());
+            let text = enc
+                .reseal(&std::fs::read_to_string(pipeline(&env, &server, false, "")).unwrap())
+                .replace("s3://backups/home", target);
             env.pipeline(&format!("{}.toml", target.replace(['/', ':'], "_")), &text)
         };
 

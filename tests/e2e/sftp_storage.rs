@@ -164,10 +164,7 @@ fn duplicity_3_and_we_read_each_others_backups_over_sftp() {
         std::fs::rename(&tree, env.path("tree")).unwrap();
         let login =
             format!("key_file = \"{}\"\nknown_hosts = \"{}\"", sshd.key().display(), sshd.known_hosts().display());
-        let text = std::fs::read_to_string(pipeline(&env, &sshd, &login))
-            .unwrap()
-            .replace("passphrase = { file = ", "#")
-            .replace("encryption = \"symmetric\"", enc.sink_settings());
+        let text = enc.reseal(&std::fs::read_to_string(pipeline(&env, &sshd, &login)).unwrap());
         let p = env.pipeline("ours.toml", &text);
         let run = env.run(&["run", p.to_str().unwrap()], enc.env());
         assert_eq!(run.code, 0, "{}", run.all());

@@ -11,7 +11,7 @@ mod secret;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use interval::parse_interval;
-pub use secret::{SecretValue, Secrets};
+pub use secret::{SecretValue, Secrets, redact};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -49,6 +49,18 @@ impl Secrets {
     }
 }
 
+/// `text` with every one of `secrets` replaced by `[REDACTED]`: what the host
+/// does to plugin output and to servers' answers before a person sees them.
+pub fn redact<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = text.to_string();
+    for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
+        if out.contains(secret) {
+            out = out.replace(secret, "[REDACTED]");
+        }
+    }
+    out
+}
+
 impl FromIterator<(String, SecretValue)> for Secrets {
     fn from_iter<I: IntoIterator<Item = (String, SecretValue)>>(iter: I) -> Self {
         Secrets(iter.into_iter().collect())

@@ -128,14 +128,7 @@ struct SinkJob {
 impl SinkJob {
     fn new(sink: Sink, progress: Arc<Progress>, source: &str, run: &RunInfo, stop: &Stop) -> SinkJob {
         let (stop, relay) = stop.child();
-        let mut tasks = vec![relay];
-        if let Some(t) = sink.instance.limits.timeout {
-            let stop = stop.clone();
-            tasks.push(tokio::spawn(async move {
-                tokio::time::sleep(t).await;
-                stop.request(StopReason::TimeLimit(t));
-            }));
-        }
+        let tasks = [Some(relay), stop.after(sink.instance.limits.timeout)].into_iter().flatten().collect();
         let report = JobReport::new(source.to_string(), sink.instance.name.clone(), run.time);
         let config = sink.instance.config.to_string();
         SinkJob {
@@ -204,13 +197,18 @@ impl SinkJob {
         self.live()
     }
 
+    /// The started instance and its backup in progress (only while live).
+    fn working(&mut self) -> (&mut SinkInstance, &Backup) {
+        (self.instance.as_mut().expect("started"), self.backup.as_ref().expect("begun"))
+    }
+
     /// Offer `entry`; remember whether the sink wants its content.
     async fn add(&mut self, entry: &Entry) {
         if !self.live() {
             return;
         }
         self.progress.entries.fetch_add(1, Ordering::Relaxed);
-        let (instance, backup) = (self.instance.as_mut().expect("started"), self.backup.as_ref().expect("begun"));
+        let (instance, backup) = self.working();
         match instance.add(backup, entry).await {
             Ok(wants) => self.wants = wants && entry.meta.kind == EntryKind::File,
             Err(e) => self.cut_off(Side::Sink(e)),
@@ -222,7 +220,7 @@ impl SinkJob {
             return;
         }
         self.progress.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        let (instance, backup) = (self.instance.as_mut().expect("started"), self.backup.as_ref().expect("begun"));
+        let (instance, backup) = self.working();
         if let Err(e) = instance.write(backup, chunk).await {
             self.cut_off(Side::Sink(e));
         }
@@ -235,7 +233,7 @@ impl SinkJob {
         if matches!(status, ContentStatus::Unreadable(_)) {
             self.report.unreadable += 1;
         }
-        let (instance, backup) = (self.instance.as_mut().expect("started"), self.backup.as_ref().expect("begun"));
+        let (instance, backup) = self.working();
         if let Err(e) = instance.end_entry(backup, status).await {
             self.cut_off(Side::Sink(e));
         }
@@ -420,13 +418,7 @@ pub async fn run_source(
 ) -> Vec<JobReport> {
     let started = Instant::now();
     let (stop, relay) = stop.child();
-    let timer = source.limits.timeout.map(|t| {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(t).await;
-            stop.request(StopReason::TimeLimit(t));
-        })
-    });
+    let timer = stop.after(source.limits.timeout);
     let mut jobs: Vec<SinkJob> =
         sinks.into_iter().map(|(sink, progress)| SinkJob::new(sink, progress, &source.name, &run, &stop)).collect();
     // Stopping is cooperative; a source stuck in a call past its wind-down is cut off.

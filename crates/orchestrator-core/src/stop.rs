@@ -87,6 +87,16 @@ impl Stop {
         }
     }
 
+    /// Ask to stop with [`StopReason::TimeLimit`] once `limit` has passed
+    /// (no task without a limit); abort the task when the work ends first.
+    pub fn after(&self, limit: Option<Duration>) -> Option<tokio::task::JoinHandle<()>> {
+        let (limit, stop) = (limit?, self.clone());
+        Some(tokio::spawn(async move {
+            tokio::time::sleep(limit).await;
+            stop.request(StopReason::TimeLimit(limit));
+        }))
+    }
+
     /// A stop of its own that also follows this one (a job's, under the run's).
     pub fn child(&self) -> (Stop, tokio::task::JoinHandle<()>) {
         let child = Stop::new();

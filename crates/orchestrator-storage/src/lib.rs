@@ -234,6 +234,20 @@ impl dyn Storage + '_ {
 /// plugin can neither see nor break the lock.
 pub const RESERVED_PREFIX: &str = ".orchestrator-";
 
+/// The last component of an object name.
+fn file_name(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
+/// The name of an object called `file` in the same directory as `name`
+/// (temporaries and markers go beside what they stand for).
+fn beside(name: &str, file: &str) -> String {
+    match name.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/{file}"),
+        None => file.to_string(),
+    }
+}
+
 fn is_reserved(name: &str) -> bool {
     name.split('/').any(|c| c.starts_with(RESERVED_PREFIX))
 }

@@ -69,6 +69,24 @@ impl StorageOptions {
         }
     }
 
+    /// A non-empty string; `expected` says what it should be when it is not.
+    pub fn string(&self, key: &str, expected: &str) -> Result<Option<String>, StorageError> {
+        match self.values.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+            Some(_) => Err(StorageError::Config(format!("storage.{key}: expected {expected}"))),
+        }
+    }
+
+    /// `true` or `false`.
+    pub fn boolean(&self, key: &str) -> Result<Option<bool>, StorageError> {
+        match self.values.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(StorageError::Config(format!("storage.{key}: expected true or false"))),
+        }
+    }
+
     /// A non-negative integer.
     pub fn integer(&self, key: &str) -> Result<Option<u64>, StorageError> {
         match self.values.get(key) {

@@ -51,6 +51,12 @@ impl Failure {
     fn not_found(&self) -> bool {
         self.code.is_some_and(|c| NOT_FOUND.contains(&c))
     }
+
+    /// The object is not there: by exit code, or by what backends that exit
+    /// 1 for it say.
+    fn missing(&self) -> bool {
+        self.not_found() || self.stderr.contains("not found")
+    }
 }
 
 impl Remote {
@@ -65,10 +71,7 @@ impl Remote {
         if path.split('/').any(|c| c == "..") || base.contains(['\n', '\0']) {
             return Err(bad("a path without `..`"));
         }
-        let program = match options.values.get("program") {
-            None => PathBuf::from("rclone"),
-            Some(_) => options.path("program")?.expect("present"),
-        };
+        let program = options.path("program")?.unwrap_or_else(|| PathBuf::from("rclone"));
         let flags = match options.values.get("flags") {
             None => Vec::new(),
             Some(serde_json::Value::Array(items)) => items
@@ -136,15 +139,15 @@ impl Remote {
 
     /// The error for a failed command, naming what was being done.
     fn error(&self, doing: &str, name: &str, failure: &Failure) -> StorageError {
-        let mut message = format!(
-            "rclone failed {doing} {} (exit {}): {}",
-            self.locate(name),
-            failure.code.map_or("by a signal".to_string(), |c| c.to_string()),
-            failure.stderr.trim()
+        let message = orchestrator_config::redact(
+            &format!(
+                "rclone failed {doing} {} (exit {}): {}",
+                self.locate(name),
+                failure.code.map_or("by a signal".to_string(), |c| c.to_string()),
+                failure.stderr.trim()
+            ),
+            self.config_password.as_deref(),
         );
-        if let Some(p) = self.config_password.as_deref().filter(|p| !p.is_empty()) {
-            message = message.replace(p, "[redacted]");
-        }
         if failure.not_found() { StorageError::NotFound(message) } else { StorageError::Io(message) }
     }
 
@@ -194,7 +197,7 @@ impl Remote {
                     stat.modified.and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.timestamp());
                 Ok(Some((stat.size.max(0) as u64, modified)))
             }
-            Err(f) if f.not_found() || f.stderr.contains("not found") => Ok(None),
+            Err(f) if f.missing() => Ok(None),
             Err(f) => Err(self.error("looking at", name, &f)),
         }
     }
@@ -202,7 +205,7 @@ impl Remote {
     fn delete_object(&self, name: &str) -> Result<(), StorageError> {
         match self.run(&["deletefile", &self.full(name)])? {
             Ok(_) => Ok(()),
-            Err(f) if f.not_found() || f.stderr.contains("not found") => Ok(()),
+            Err(f) if f.missing() => Ok(()),
             Err(f) => Err(self.error("deleting", name, &f)),
         }
     }
@@ -433,7 +436,7 @@ impl Storage for RcloneStorage {
     fn remove_debris(&self, prefix: &str) -> Result<u64, StorageError> {
         let mut removed = 0;
         for object in self.0.list_all(prefix)? {
-            if object.name.rsplit('/').next().is_some_and(|f| f.starts_with(TEMP_PREFIX)) {
+            if crate::file_name(&object.name).starts_with(TEMP_PREFIX) {
                 self.0.delete_object(&format!("{prefix}/{}", object.name))?;
                 removed += 1;
             }

@@ -241,35 +241,15 @@ impl S3Storage {
             ));
         };
 
-        let region = match options.values.get("region") {
-            None => "us-east-1".to_string(),
-            Some(serde_json::Value::String(r)) if !r.is_empty() => r.clone(),
-            Some(_) => return Err(StorageError::Config("storage.region: expected a region name".into())),
-        };
-        let endpoint = match options.values.get("endpoint") {
-            None => None,
-            Some(serde_json::Value::String(e)) => Some(e.trim_end_matches('/').to_string()),
-            Some(_) => return Err(StorageError::Config("storage.endpoint: expected https://host[:port]".into())),
-        };
+        let region = options.string("region", "a region name")?.unwrap_or_else(|| "us-east-1".into());
+        let endpoint = options.string("endpoint", "https://host[:port]")?.map(|e| e.trim_end_matches('/').to_string());
         let allow_http = endpoint.as_deref().map(check_endpoint).transpose()?.unwrap_or(false);
         // AWS wants virtual-hosted requests; services on an endpoint of
         // their own (MinIO, Garage, Ceph) mostly want the bucket in the path.
-        let path_style = match options.values.get("path_style") {
-            None => endpoint.is_some(),
-            Some(serde_json::Value::Bool(b)) => *b,
-            Some(_) => return Err(StorageError::Config("storage.path_style: expected true or false".into())),
-        };
+        let path_style = options.boolean("path_style")?.unwrap_or(endpoint.is_some());
         let mut attributes = Attributes::new();
-        match options.values.get("storage_class") {
-            None => {}
-            Some(serde_json::Value::String(c)) if !c.is_empty() => {
-                attributes.insert(Attribute::StorageClass, c.clone().into());
-            }
-            Some(_) => {
-                return Err(StorageError::Config(
-                    "storage.storage_class: expected a class name such as STANDARD_IA".into(),
-                ));
-            }
+        if let Some(class) = options.string("storage_class", "a class name such as STANDARD_IA")? {
+            attributes.insert(Attribute::StorageClass, class.into());
         }
         let part_mib = options.integer("part_size_mib")?.unwrap_or(8);
         if !(MIN_PART_MIB..=1024).contains(&part_mib) {
@@ -353,12 +333,10 @@ impl Inner {
     /// The storage case of a failed request, naming what was being done to
     /// which object, with the credentials cut out of the service's answer.
     fn error(&self, doing: &str, name: &str, e: object_store::Error) -> StorageError {
-        let mut message = format!("{doing} {}: {e}", self.locate(name));
-        for secret in &self.secrets {
-            if !secret.is_empty() {
-                message = message.replace(secret.as_str(), "[redacted]");
-            }
-        }
+        let message = orchestrator_config::redact(
+            &format!("{doing} {}: {e}", self.locate(name)),
+            self.secrets.iter().map(String::as_str),
+        );
         match e {
             object_store::Error::NotFound { .. } => StorageError::NotFound(message),
             object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
@@ -429,9 +407,7 @@ impl S3Sink {
     fn begin(&mut self) -> Result<(), StorageError> {
         let inner = &self.inner;
         let path = inner.path(&self.name)?;
-        let (dir, _) = self.name.rsplit_once('/').unwrap_or(("", ""));
-        let marker_file = format!("{UPLOAD_MARKER}{}", marker_id());
-        let marker = if dir.is_empty() { marker_file } else { format!("{dir}/{marker_file}") };
+        let marker = crate::beside(&self.name, &format!("{UPLOAD_MARKER}{}", marker_id()));
         let (store, p) = (inner.store.clone(), path.clone());
         let opts = PutMultipartOptions { attributes: inner.attributes.clone(), ..Default::default() };
         let id = block(async move { store.create_multipart_opts(&p, opts).await })?
@@ -704,8 +680,7 @@ impl Storage for S3Storage {
         let inner = &self.inner;
         let mut aborted = 0;
         for object in inner.list_all(prefix)? {
-            let file = object.name.rsplit('/').next().unwrap_or_default();
-            if !file.starts_with(UPLOAD_MARKER) {
+            if !crate::file_name(&object.name).starts_with(UPLOAD_MARKER) {
                 continue;
             }
             let marker = format!("{prefix}/{}", object.name);

@@ -66,13 +66,8 @@ impl LogCtx {
     /// Replace every secret value in `text` so that no plugin output, however
     /// careless, prints one into the host's log.
     pub fn redact(&self, text: &str) -> String {
-        let mut out: String = text.chars().take(MAX_LINE).collect();
-        for secret in &self.inner.redact {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), "[REDACTED]");
-            }
-        }
-        out
+        let line: String = text.chars().take(MAX_LINE).collect();
+        orchestrator_config::redact(&line, self.inner.redact.iter().map(String::as_str))
     }
 
     /// Log a line the plugin wrote through the log interface.
