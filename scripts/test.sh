@@ -21,8 +21,20 @@ command -v mkfifo >/dev/null || need_packages+=(coreutils)
 [ -x /usr/lib/dovecot/imap ] && [ -x /usr/bin/doveadm ] || need_packages+=(dovecot-imapd)
 # rclone for the rclone: targets (tests/e2e/rclone_storage.rs).
 [ -x /usr/bin/rclone ] || need_packages+=(rclone)
+# Prometheus' promtool lints the metrics text (tests/servers/src/promtool.rs).
+# Only the tool is used: the server the package starts where no policy-rc.d
+# forbids it (on :9090) is stopped and disabled right after installing.
+[ -x /usr/bin/promtool ] || need_packages+=(prometheus)
 if ((${#need_packages[@]})); then
     apt_install "${need_packages[@]}"
+fi
+if [[ " ${need_packages[*]-} " == *" prometheus "* ]]; then
+    if [ -d /run/systemd/system ]; then
+        $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+    else
+        $sudo invoke-rc.d prometheus stop >/dev/null 2>&1 || true
+        $sudo update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
 fi
 
 # duplicity 3.0.7: the newest 3.0.x; PyPI has a manylinux wheel for Debian's
@@ -80,6 +92,23 @@ if ! s3_installed; then
     s3_installed || { echo "moto $MOTO_VERSION did not install into $s3_venv" >&2; exit 1; }
 fi
 export ORCHESTRATOR_S3_SERVER="$s3_venv/bin/moto_server"
+
+# The SMTP server of the e-mail notification tests (tests/servers/src/smtp.rs
+# runs tests/servers/smtp_server.py with this venv's Python): aiosmtpd from
+# PyPI, with AUTH PLAIN/LOGIN, STARTTLS and implicit TLS.
+AIOSMTPD_VERSION=1.4.6
+smtp_venv="${XDG_CACHE_HOME:-$HOME/.cache}/orchestrator-ci/smtp-server"
+smtp_installed() {
+    [ "$("$smtp_venv/bin/python" -c 'import aiosmtpd.controller, importlib.metadata as m; print(m.version("aiosmtpd"))' 2>/dev/null)" \
+        = "$AIOSMTPD_VERSION" ]
+}
+if ! smtp_installed; then
+    rm -rf "$smtp_venv"
+    /usr/bin/python3 -m venv "$smtp_venv"
+    "$smtp_venv/bin/pip" install -q "aiosmtpd==$AIOSMTPD_VERSION"
+    smtp_installed || { echo "aiosmtpd $AIOSMTPD_VERSION did not install into $smtp_venv" >&2; exit 1; }
+fi
+export ORCHESTRATOR_SMTP_SERVER="$smtp_venv/bin/python"
 
 cargo fmt --all --check
 # One profile for everything: the plugins are built once (by crates/orchestrator/build.rs into

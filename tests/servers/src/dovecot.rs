@@ -74,7 +74,7 @@ fn user_exists(name: &str) -> bool {
 }
 
 /// A CA and a server certificate signed by it, as PEM: (ca cert, server cert, server key).
-fn make_certificates() -> (String, String, String) {
+pub(crate) fn make_certificates() -> (String, String, String) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");

@@ -23,10 +23,22 @@
 //! `after_snapshot` runs a test's hook right after a snapshot is taken (to
 //! change the live dataset or break the run mid-way) and `refuse_deletes` makes
 //! deletes fail as a busy dataset's.
+//! `http_recorder.rs`: an HTTP/1.1 receiver in-process (hyper on a thread of
+//! its own) that records every request (method, path with query, lowercased
+//! headers, body, arrival time) for the webhook, ping and ntfy tests, with
+//! answers and stalls scripted by path prefix.
+//! `smtp.rs`: aiosmtpd from a venv (`ORCHESTRATOR_SMTP_SERVER`) running
+//! `smtp_server.py`: AUTH PLAIN/LOGIN, no TLS, STARTTLS required or implicit
+//! TLS with a throw-away CA, each message kept as received with its envelope.
+//! `promtool.rs`: `promtool check metrics` (Debian's prometheus) on a
+//! `/metrics` text, its complaints returned.
 
 pub mod dovecot;
+pub mod http_recorder;
+pub mod promtool;
 pub mod proxy;
 pub mod s3;
+pub mod smtp;
 pub mod sshd;
 pub mod truenas;
 
