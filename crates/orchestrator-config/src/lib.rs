@@ -6,11 +6,14 @@
 
 mod error;
 mod interval;
+mod notify;
 mod parse;
 mod secret;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use interval::parse_interval;
+pub use notify::{EmailSettings, EmailTls, Notifier, NotifierKind, NotifyEvent, Setting};
+pub use orchestrator_schedule::Schedule;
 pub use secret::{SecretValue, Secrets, redact};
 
 use std::collections::BTreeMap;
@@ -28,14 +31,31 @@ pub struct Pipeline {
     pub cache_dir: Option<PathBuf>,
     /// Jobs run at the same time.
     pub concurrency: usize,
-    /// Cron expression for daemon mode.
-    pub schedule: Option<String>,
-    /// Time zone of `schedule`.
+    /// When `daemon` runs the sources that have no `schedule` of their own.
+    pub schedule: Option<Schedule>,
+    /// The IANA zone schedules are read in (checked to exist); the system's
+    /// when absent.
     pub timezone: Option<String>,
+    /// Each scheduled run starts up to this much later, at random, so many
+    /// machines on one schedule do not hit a target at once.
+    pub schedule_jitter: Duration,
+    /// A scheduled time missed while the daemon was down runs once at start.
+    pub catch_up: bool,
+    /// Where `daemon` serves Prometheus metrics (`/metrics`).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Sources in file order.
     pub sources: Vec<PluginInstance>,
     /// Sinks in file order.
     pub sinks: Vec<Sink>,
+    /// `[notify.NAME]` tables in file order.
+    pub notify: Vec<Notifier>,
+}
+
+impl Pipeline {
+    /// A source's schedule: its own, or the pipeline's.
+    pub fn schedule_of<'a>(&'a self, source: &'a PluginInstance) -> Option<&'a Schedule> {
+        source.schedule.as_ref().or(self.schedule.as_ref())
+    }
 }
 
 /// A sink table: its plugin instance and the host's sink keys.
@@ -158,6 +178,8 @@ pub struct PluginInstance {
     pub allow: Allow,
     /// Limits.
     pub limits: Limits,
+    /// A source's own `schedule` for `daemon` (sources only).
+    pub schedule: Option<Schedule>,
     /// Line of the table's `[header]` (or of its name when the table is
     /// written as a dotted key or an inline table), for errors about the
     /// whole table.

@@ -6,11 +6,13 @@
 
 mod config;
 mod instance;
+mod notify;
 
 use crate::{ConfigError, ConfigErrors, Pipeline, PluginInstance, PluginKind};
 use std::borrow::Cow;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -124,6 +126,7 @@ impl<'a> Parser<'a> {
         let mut pipeline = None;
         let mut sources: Vec<PluginInstance> = Vec::new();
         let mut sinks = Vec::new();
+        let mut notify = Vec::new();
         for (key, value) in root.iter() {
             match key.get_ref().as_ref() {
                 "pipeline" => pipeline = self.pipeline_table((key, value)),
@@ -131,9 +134,13 @@ impl<'a> Parser<'a> {
                     sources = self.instances((key, value), PluginKind::Source).into_iter().map(|s| s.instance).collect()
                 }
                 "sinks" => sinks = self.instances((key, value), PluginKind::Sink),
-                other => self.error(key.span(), other, "unknown key (expected one of: pipeline, sources, sinks)"),
+                "notify" => notify = self.notifiers((key, value)),
+                other => {
+                    self.error(key.span(), other, "unknown key (expected one of: pipeline, sources, sinks, notify)")
+                }
             }
         }
+        self.timezone_needs_a_schedule(root);
         if !root.contains_key("pipeline") {
             self.error(0..0, "pipeline", "missing table [pipeline] with at least `name`");
         }
@@ -145,7 +152,7 @@ impl<'a> Parser<'a> {
         );
         self.require_some(root, "sinks", sinks.is_empty(), "the pipeline has no sinks; add a [sinks.NAME] table");
         match (pipeline, self.errors.is_empty()) {
-            (Some(p), true) => Ok(Pipeline { sources, sinks, ..p }),
+            (Some(p), true) => Ok(Pipeline { sources, sinks, notify, ..p }),
             _ => {
                 self.errors.sort_by_key(|e| (e.line, e.column));
                 Err(ConfigErrors(self.errors))
@@ -180,11 +187,14 @@ impl<'a> Parser<'a> {
             concurrency: 2,
             schedule: None,
             timezone: None,
+            schedule_jitter: Duration::ZERO,
+            catch_up: false,
+            metrics_listen: None,
             sources: Vec::new(),
             sinks: Vec::new(),
+            notify: Vec::new(),
         };
         let errors_before = self.errors.len();
-        let mut timezone_span = None;
         for (k, v) in table.iter() {
             let name = k.get_ref().as_ref();
             let full = format!("pipeline.{name}");
@@ -199,34 +209,85 @@ impl<'a> Parser<'a> {
                     Some(n) if n >= 1 => p.concurrency = usize::try_from(n).unwrap_or(usize::MAX),
                     _ => self.error(v.span(), &full, format!("expected an integer >= 1, found {}", self.shown(v))),
                 },
-                "schedule" => match self.string(v, &full) {
-                    Some(s) if s.split_whitespace().count() == 5 => p.schedule = Some(s),
-                    Some(s) => self.error(
-                        v.span(),
-                        &full,
-                        format!("`{s}` is not a cron expression with 5 fields (minute hour day month weekday)"),
-                    ),
-                    None => {}
-                },
+                "schedule" => p.schedule = self.schedule(v, &full),
                 "timezone" => {
-                    timezone_span = Some(v.span());
-                    p.timezone = self.string(v, &full);
+                    p.timezone = self.string(v, &full).filter(|zone| match orchestrator_schedule::time_zone(zone) {
+                        Ok(_) => true,
+                        Err(e) => {
+                            self.error(v.span(), &full, e.to_string());
+                            false
+                        }
+                    })
+                }
+                "schedule_jitter" => {
+                    if let Some(s) = self.string(v, &full) {
+                        match orchestrator_schedule::parse_duration(&s) {
+                            Ok(d) => p.schedule_jitter = d,
+                            Err(e) => self.error(v.span(), &full, e.to_string()),
+                        }
+                    }
+                }
+                "catch_up" => match v.get_ref() {
+                    DeValue::Boolean(b) => p.catch_up = *b,
+                    other => self.error(v.span(), &full, format!("expected true or false, found {}", type_name(other))),
+                },
+                "metrics_listen" => {
+                    if let Some(s) = self.string(v, &full) {
+                        match s.parse::<std::net::SocketAddr>() {
+                            Ok(a) => p.metrics_listen = Some(a),
+                            Err(_) => self.error(
+                                v.span(),
+                                &full,
+                                format!(
+                                    "`{s}` is not an address and port (examples: 127.0.0.1:9898, [::1]:9898, \
+                                     0.0.0.0:9898)"
+                                ),
+                            ),
+                        }
+                    }
                 }
                 _ => self.error(
                     k.span(),
                     &full,
-                    "unknown key (expected one of: name, cache_dir, concurrency, schedule, timezone)",
+                    "unknown key (expected one of: name, cache_dir, concurrency, schedule, timezone, schedule_jitter, \
+                     catch_up, metrics_listen)",
                 ),
             }
-        }
-        // A schedule that is present but wrong is reported on its own.
-        if let Some(span) = timezone_span.filter(|_| !table.contains_key("schedule")) {
-            self.error(span, "pipeline.timezone", "only allowed together with `schedule`");
         }
         if !table.contains_key("name") {
             self.error_at_header(&key.span(), "pipeline", "missing key `name`");
         }
         (self.errors.len() == errors_before).then_some(p)
+    }
+
+    /// A `schedule` value: cron, `@daily`…, or `every 6h`.
+    fn schedule(&mut self, v: &Spanned<DeValue<'_>>, key: &str) -> Option<orchestrator_schedule::Schedule> {
+        let text = self.string(v, key)?;
+        match orchestrator_schedule::Schedule::parse(&text) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.error(v.span(), key, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// `timezone` says how to read schedules; without any it is a mistake.
+    fn timezone_needs_a_schedule(&mut self, root: &DeTable<'_>) {
+        fn table<'t, 'i>(v: Option<&'t Spanned<DeValue<'i>>>) -> Option<&'t DeTable<'i>> {
+            match v.map(|v| v.get_ref()) {
+                Some(DeValue::Table(t)) => Some(t),
+                _ => None,
+            }
+        }
+        let Some(pipeline) = table(root.get("pipeline")) else { return };
+        let Some((_, zone)) = pipeline.get_key_value("timezone") else { return };
+        let source_schedules = table(root.get("sources")).is_some_and(|sources| {
+            sources.iter().any(|(_, s)| matches!(s.get_ref(), DeValue::Table(t) if t.contains_key("schedule")))
+        });
+        if !pipeline.contains_key("schedule") && !source_schedules {
+            self.error(zone.span(), "pipeline.timezone", "only allowed together with a `schedule`");
+        }
     }
 
     /// What was found instead of a number: its text when it is a number, its

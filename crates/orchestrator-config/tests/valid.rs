@@ -78,7 +78,7 @@ fn datetimes_become_rfc3339_text_and_numbers_their_value() {
 fn file_order_dotted_and_inline_tables_and_host_keys() {
     let p = parse_valid("sinks-first-dotted-inline.toml");
     assert_eq!(p.name, "order");
-    assert_eq!(p.schedule.as_deref(), Some("  0 3  * * 1-5 "));
+    assert_eq!(p.schedule.as_ref().map(|s| s.as_str()), Some("  0 3  * * 1-5 "));
     assert_eq!(p.timezone.as_deref(), Some("Europe/Madrid"));
     assert_eq!(p.cache_dir, Some(PathBuf::from("/etc/orch/../cache")));
 

@@ -67,28 +67,42 @@ impl Parser<'_> {
         full: &str,
         secrets: &mut Vec<SecretRef>,
     ) -> Json {
+        match self.secret_source(v, t, full) {
+            Some(source) => {
+                secrets.push(SecretRef { key: key_path.to_string(), source });
+                serde_json::json!({ "secret": key_path })
+            }
+            None => Json::Null,
+        }
+    }
+
+    /// Where a secret reference `{ env = … }` or `{ file = … }` points.
+    pub(super) fn secret_source(
+        &mut self,
+        v: &Spanned<DeValue<'_>>,
+        t: &DeTable<'_>,
+        full: &str,
+    ) -> Option<SecretSource> {
         let only = t.iter().next().filter(|_| t.len() == 1);
         let Some((k, item)) = only else {
             self.error(v.span(), full, "a secret reference has exactly one key, `env` or `file`");
-            return Json::Null;
+            return None;
         };
         let sub = format!("{full}.{}", k.get_ref());
-        let Some(value) = self.string(item, &sub) else { return Json::Null };
-        let source = if k.get_ref() == "env" {
+        let value = self.string(item, &sub)?;
+        if k.get_ref() == "env" {
             if value.is_empty() || value.contains(['=', '\0']) {
                 let message = format!("expected the name of an environment variable, found {value:?}");
                 self.error(item.span(), &sub, message);
-                return Json::Null;
+                return None;
             }
-            SecretSource::Env(value)
+            Some(SecretSource::Env(value))
         } else {
             if value.is_empty() {
                 self.error(item.span(), &sub, "expected the path of the file holding the secret, found \"\"");
-                return Json::Null;
+                return None;
             }
-            SecretSource::File(self.resolve(&value))
-        };
-        secrets.push(SecretRef { key: key_path.to_string(), source });
-        serde_json::json!({ "secret": key_path })
+            Some(SecretSource::File(self.resolve(&value)))
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! `[sources.NAME]` and `[sinks.NAME]` tables: the host's keys (`plugin`,
-//! `allow`, `limits`, and for sinks `target` and `inputs`) are checked here;
+//! `allow`, `limits`; for sources `schedule`; for sinks `target`, `inputs`
+//! and `storage`) are checked here;
 //! every other key is the plugin's and goes to [`Parser::plugin_config`].
 
 use super::{Entry, NAME_RULE, Parser, integer, type_name, valid_name};
@@ -82,6 +83,7 @@ impl Parser<'_> {
         let mut plugin = None;
         let mut allow = Allow::default();
         let mut limits = Limits::default();
+        let mut schedule = None;
         let mut sink_keys = SinkKeys::default();
         let mut config = serde_json::Map::new();
         let mut secrets = Vec::new();
@@ -94,6 +96,7 @@ impl Parser<'_> {
                 ("plugin", _) => plugin = self.plugin_ref(v, &path),
                 ("allow", _) => allow = self.allow(v, &path),
                 ("limits", _) => limits = self.limits(v, &path, kind),
+                ("schedule", PluginKind::Source) => schedule = self.schedule(v, &path),
                 ("target", PluginKind::Sink) => match self.string(v, &path) {
                     // rclone's remotes (`rclone:b2:bucket/x`) have no `//`.
                     Some(t) if has_scheme(&t) || t.starts_with("rclone:") => sink_keys.target = Some(t),
@@ -141,6 +144,7 @@ impl Parser<'_> {
             secrets,
             allow,
             limits,
+            schedule,
             header_line: self.line(&header),
             key_lines,
         };
@@ -279,7 +283,7 @@ impl Parser<'_> {
     /// A sink's `inputs`, checked against every declared source (even one
     /// whose table has problems, so it is not reported twice): unknown names
     /// and repeats are reported at the array element.
-    fn inputs(&mut self, v: &Spanned<DeValue<'_>>, key: &str) -> Vec<String> {
+    pub(super) fn inputs(&mut self, v: &Spanned<DeValue<'_>>, key: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for (i, name, span) in self.strings(v, key) {
             let element = format!("{key}[{i}]");
