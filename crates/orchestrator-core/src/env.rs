@@ -33,6 +33,20 @@ impl Environment {
         self.vars.get(name).map(String::as_str)
     }
 
+    /// The value a secret reference points at: the variable's value, or the
+    /// file's content without its final newline. The error says which
+    /// variable or file, never a value.
+    pub fn secret(&self, source: &orchestrator_config::SecretSource) -> Result<String, String> {
+        match source {
+            orchestrator_config::SecretSource::Env(var) => {
+                self.var(var).map(str::to_string).ok_or_else(|| format!("environment variable {var} is not set"))
+            }
+            orchestrator_config::SecretSource::File(path) => std::fs::read_to_string(path)
+                .map(|v| v.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| format!("cannot read secret file {}: {e}", path.display())),
+        }
+    }
+
     /// `$XDG_CACHE_HOME/orchestrator` (or `~/.cache/orchestrator`).
     pub fn user_cache_dir(&self) -> Option<PathBuf> {
         let base = self

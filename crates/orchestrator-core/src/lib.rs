@@ -27,6 +27,7 @@
 pub mod compare;
 mod env;
 mod error;
+pub mod history;
 pub mod inspect;
 pub mod job;
 pub mod lock;

@@ -8,9 +8,7 @@
 
 use crate::env::Environment;
 use crate::error::{Error, Result};
-use orchestrator_config::{
-    Pipeline, PluginInstance, PluginKind, PluginRef, SecretRef, SecretSource, SecretValue, Secrets, Sink,
-};
+use orchestrator_config::{Pipeline, PluginInstance, PluginKind, PluginRef, SecretRef, SecretValue, Secrets, Sink};
 use orchestrator_runtime::grants::{self, Granted};
 use orchestrator_runtime::types::{PluginError, Want};
 use orchestrator_runtime::{Grants, Limits, LoadedPlugin, Runtime, RuntimeError, SinkInstance, SourceInstance, World};
@@ -81,6 +79,15 @@ pub fn limits(inst: &PluginInstance) -> Limits {
     Limits { memory_bytes: (inst.limits.memory_mb as usize) << 20, call_timeout: inst.limits.call_timeout }
 }
 
+/// A pipeline's cache directory: `cache_dir`, or
+/// `$XDG_CACHE_HOME/orchestrator/<pipeline name>`.
+pub fn cache_dir(pipeline: &Pipeline, env: &Environment) -> Option<PathBuf> {
+    if let Some(dir) = &pipeline.cache_dir {
+        return Some(dir.clone());
+    }
+    Some(env.user_cache_dir()?.join(&pipeline.name))
+}
+
 /// A started runtime for commands that load plugins without a pipeline
 /// (`plugin list`, `plugin inspect`).
 pub fn runtime(env: &Environment) -> Result<Runtime> {
@@ -98,8 +105,19 @@ impl Plan {
     pub fn load(path: &Path, env: Environment, builtins: &'static [Builtin]) -> Result<Plan> {
         let pipeline =
             orchestrator_config::load(path).map_err(|e| Error::Config(e.to_string().trim_end().to_string()))?;
+        Plan::new(pipeline, env, builtins)
+    }
+
+    /// A pipeline already parsed (the daemon keeps the one it last checked
+    /// and makes a plan of it for each run).
+    pub fn new(pipeline: Pipeline, env: Environment, builtins: &'static [Builtin]) -> Result<Plan> {
         let runtime = Runtime::new(env.compiled_cache_dir()).map_err(|e| Error::Failed(e.to_string()))?;
         Ok(Plan { pipeline, runtime, env, builtins, plugins: HashMap::new(), storages: HashMap::new() })
+    }
+
+    /// Where secrets and the cache come from.
+    pub fn env(&self) -> &Environment {
+        &self.env
     }
 
     /// The runtime.
@@ -189,16 +207,7 @@ impl Plan {
         let mut out = Secrets::default();
         for s in refs {
             let where_ = format!("{}: {}.{}.{}", self.file_line(inst, &s.key), kind_table(inst), inst.name, s.key);
-            let value = match &s.source {
-                SecretSource::Env(var) => self
-                    .env
-                    .var(var)
-                    .map(str::to_string)
-                    .ok_or_else(|| Error::Config(format!("{where_}: environment variable {var} is not set")))?,
-                SecretSource::File(path) => std::fs::read_to_string(path)
-                    .map(|v| v.trim_end_matches(['\n', '\r']).to_string())
-                    .map_err(|e| Error::Config(format!("{where_}: cannot read secret file {}: {e}", path.display())))?,
-            };
+            let value = self.env.secret(&s.source).map_err(|e| Error::Config(format!("{where_}: {e}")))?;
             out.insert(s.key.clone(), SecretValue::new(value));
         }
         Ok(out)
@@ -265,10 +274,7 @@ impl Plan {
     /// The pipeline's cache directory: `cache_dir`, or
     /// `$XDG_CACHE_HOME/orchestrator/<pipeline name>`.
     pub fn cache_dir(&self) -> Option<PathBuf> {
-        if let Some(dir) = &self.pipeline.cache_dir {
-            return Some(dir.clone());
-        }
-        Some(self.env.user_cache_dir()?.join(&self.pipeline.name))
+        cache_dir(&self.pipeline, &self.env)
     }
 
     /// A sink's local cache (none when there is no cache directory or the

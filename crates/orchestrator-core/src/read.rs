@@ -54,6 +54,7 @@ pub async fn status(mut plan: Plan, sources: &[String]) -> Result<Vec<StatusRepo
             Ok(status) => StatusReport {
                 source,
                 sink,
+                newest: status.chains.iter().flat_map(|c| &c.sets).map(|s| s.time).max(),
                 chains: Some(
                     status
                         .chains
@@ -63,8 +64,11 @@ pub async fn status(mut plan: Plan, sources: &[String]) -> Result<Vec<StatusRepo
                 ),
                 notes: Some(status.notes),
                 error: None,
+                too_old: None,
             },
-            Err(e) => StatusReport { source, sink, chains: None, notes: None, error: Some(e) },
+            Err(e) => {
+                StatusReport { source, sink, chains: None, notes: None, error: Some(e), newest: None, too_old: None }
+            }
         });
     }
     Ok(out)

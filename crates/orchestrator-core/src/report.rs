@@ -4,7 +4,7 @@
 //! field changes meaning or goes away (new fields do not change it).
 
 use orchestrator_runtime::types::{BackupSet, SetKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The version of the JSON reports' shape.
 pub const REPORT_VERSION: u32 = 1;
@@ -26,11 +26,43 @@ pub struct RunReport {
     pub stopped: Option<String>,
     /// The signal that stopped it (2 for SIGINT, 15 for SIGTERM).
     pub signal: Option<i32>,
+    /// Why the run could not start at all (no job ran): a plugin that does
+    /// not load, a target that cannot be opened, a secret that is missing.
+    pub error: Option<String>,
     /// One report per (source, sink) pair, in the pipeline's order.
     pub jobs: Vec<JobReport>,
+    /// How each notification of the run was delivered.
+    pub notifications: Vec<NotificationReport>,
+}
+
+/// How one notification was delivered. A failed one never fails the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotificationReport {
+    /// The `[notify.NAME]` table.
+    pub notifier: String,
+    /// `start`, `success` or `failure`.
+    pub event: &'static str,
+    /// Why it could not be delivered.
+    pub error: Option<String>,
 }
 
 impl RunReport {
+    /// The report of a run that could not start: `error` says why.
+    pub fn not_started(pipeline: &str, time: i64, error: String) -> RunReport {
+        RunReport {
+            report_version: REPORT_VERSION,
+            pipeline: pipeline.to_string(),
+            run_id: crate::run::run_id(),
+            time,
+            ok: false,
+            stopped: None,
+            signal: None,
+            error: Some(error),
+            jobs: Vec::new(),
+            notifications: Vec::new(),
+        }
+    }
+
     /// How many jobs failed.
     pub fn failed(&self) -> usize {
         self.jobs.iter().filter(|j| !j.succeeded()).count()
@@ -38,7 +70,7 @@ impl RunReport {
 }
 
 /// How a job ended: `ok`, `failed` or `cancelled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// The backup was stored and everything after it worked.
@@ -209,6 +241,20 @@ pub struct StatusReport {
     /// Why the sink could not say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When the newest stored set was taken, seconds since the epoch.
+    pub newest: Option<i64>,
+    /// With `status --max-age`: the newest set is older than that, or there
+    /// is none (also when the sink could not be asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub too_old: Option<bool>,
+}
+
+impl StatusReport {
+    /// Judge the newest set against `max_age` at `now`.
+    pub fn check_age(&mut self, max_age: std::time::Duration, now: i64) {
+        let limit = now.saturating_sub(i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX));
+        self.too_old = Some(self.newest.is_none_or(|t| t < limit));
+    }
 }
 
 /// One chain of sets.

@@ -66,6 +66,12 @@ impl PreparedRun {
         &self.jobs
     }
 
+    /// The run's id, known before it starts (notifications of its start
+    /// carry it).
+    pub fn run_id(&self) -> &str {
+        &self.info.run_id
+    }
+
     /// Run every job to its end. `stop` is the run's: a signal asks every
     /// job to stop; each also stops at its own time limit and when its lock
     /// is lost. Failures of jobs are in the report, never an `Err`.
@@ -114,9 +120,14 @@ impl PreparedRun {
                 Some(StopReason::Signal { number, .. }) => Some(number),
                 _ => None,
             },
+            error: None,
             jobs: reports,
+            notifications: Vec::new(),
         };
         report.ok = report.failed() == 0;
+        if let Some(dir) = plan.cache_dir() {
+            crate::history::record(&dir, &report);
+        }
         report
     }
 }
@@ -132,7 +143,7 @@ pub(crate) fn now() -> i64 {
 }
 
 /// A run id that sorts by time and does not repeat: the time in hex and the pid.
-fn run_id() -> String {
+pub(crate) fn run_id() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("{nanos:x}-{:x}", std::process::id())
 }

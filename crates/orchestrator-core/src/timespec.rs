@@ -33,6 +33,11 @@ pub fn parse(spec: &str, now: i64) -> Result<i64, String> {
     ))
 }
 
+/// An age such as `26h`, `2D` or `1W` (`status --max-age`).
+pub fn age(spec: &str) -> Result<std::time::Duration, String> {
+    orchestrator_config::parse_interval(spec.trim())
+}
+
 /// Epoch seconds as an ISO 8601 UTC time, for output.
 pub fn format(secs: i64) -> String {
     Timestamp::from_second(secs)

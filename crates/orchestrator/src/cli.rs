@@ -54,6 +54,10 @@ pub struct RunArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// After the run, write Prometheus metrics of every source here (for
+    /// node_exporter's textfile collector).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// `restore`
@@ -118,6 +122,10 @@ pub struct StatusArgs {
     /// Only these sources.
     #[arg(long = "source", value_name = "NAME")]
     pub sources: Vec<String>,
+    /// Exit 1 when a source's newest backup in a sink is older than this
+    /// (26h, 2D, 1W), or it has none: a health check.
+    #[arg(long, value_name = "AGE")]
+    pub max_age: Option<String>,
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -171,7 +179,10 @@ pub enum PluginCommand {
 /// `daemon`
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
-    /// Pipeline files with a `schedule`.
-    #[arg(required = true)]
-    pub pipelines: Vec<PathBuf>,
+    /// The pipeline file; its sources run on their `schedule`. SIGHUP
+    /// re-reads it, SIGTERM stops.
+    pub pipeline: PathBuf,
+    /// After every run, write Prometheus metrics here.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }

@@ -6,8 +6,10 @@ use crate::cli::{Command, PluginCommand};
 use crate::{exit, render};
 use orchestrator_core::restore::RestoreRequest;
 use orchestrator_core::run::RunOptions;
-use orchestrator_core::stop::{Stop, on_signals};
+use orchestrator_core::stop::{Stop, StopReason, on_signals};
 use orchestrator_core::{Environment, Error, Plan, inspect, read};
+use orchestrator_daemon::metrics::{self, Metrics};
+use orchestrator_daemon::{DaemonOptions, run_once};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -61,10 +63,8 @@ async fn dispatch(command: Command, how: &Invocation, out: &mut dyn Write, err: 
     };
     match command {
         Command::Run(args) => {
-            let prepared = orchestrator_core::run::prepare(
-                load(&args.pipeline)?,
-                &RunOptions { sources: args.sources, full: args.full },
-            )?;
+            let plan = load(&args.pipeline)?;
+            let pipeline = args.metrics_file.as_ref().map(|_| plan.pipeline.clone());
             let stop = Stop::new();
             // Without the handlers a signal would kill the process mid-call,
             // and a source could not release what it holds.
@@ -75,11 +75,15 @@ async fn dispatch(command: Command, how: &Invocation, out: &mut dyn Write, err: 
                 ),
                 false => None,
             };
-            let ticker = how.progress.then(|| {
-                let jobs = prepared.jobs().iter().map(|j| (j.name.clone(), j.progress.clone())).collect();
-                tokio::spawn(show_progress(jobs))
-            });
-            let report = prepared.run(&stop).await;
+            let mut ticker = None;
+            let options = RunOptions { sources: args.sources, full: args.full };
+            let (report, error) = run_once(plan, &options, &stop, |prepared| {
+                ticker = how.progress.then(|| {
+                    let jobs = prepared.jobs().iter().map(|j| (j.name.clone(), j.progress.clone())).collect();
+                    tokio::spawn(show_progress(jobs))
+                });
+            })
+            .await;
             if let Some(s) = signals {
                 s.abort();
             }
@@ -87,6 +91,15 @@ async fn dispatch(command: Command, how: &Invocation, out: &mut dyn Write, err: 
                 t.abort();
                 // The ticker's own line on the terminal, cleared.
                 eprint!("\r\x1b[K");
+            }
+            if let (Some(path), Some(pipeline)) = (&args.metrics_file, &pipeline) {
+                let text = Metrics::gather(pipeline, &how.env, BUILTINS).await.render(report.time.max(now()));
+                if let Err(e) = metrics::write_file(path, &text) {
+                    let _ = writeln!(err, "warning: cannot write the metrics to {}: {e}", path.display());
+                }
+            }
+            if let Some(e) = error {
+                return Err(e);
             }
             shown(render::run(out, &report, args.json));
             Ok(exit::of_run(&report))
@@ -138,9 +151,20 @@ async fn dispatch(command: Command, how: &Invocation, out: &mut dyn Write, err: 
             Ok(exit::OK)
         }
         Command::Status(args) => {
-            let reports = read::status(load(&args.pipeline)?, &args.sources).await?;
+            let max_age = match &args.max_age {
+                Some(text) => {
+                    Some(orchestrator_core::timespec::age(text).map_err(|e| Error::Usage(format!("--max-age: {e}")))?)
+                }
+                None => None,
+            };
+            let mut reports = read::status(load(&args.pipeline)?, &args.sources).await?;
+            if let Some(age) = max_age {
+                let now = now();
+                reports.iter_mut().for_each(|r| r.check_age(age, now));
+            }
             shown(render::status(out, err, &reports, args.json));
-            Ok(exit::of_checks(reports.iter().all(|r| r.error.is_none())))
+            let fresh = reports.iter().all(|r| r.too_old != Some(true));
+            Ok(exit::of_checks(reports.iter().all(|r| r.error.is_none()) && fresh))
         }
         Command::Verify(args) => {
             let reports = read::verify(load(&args.pipeline)?, &args.sources, args.compare).await?;
@@ -162,11 +186,39 @@ async fn dispatch(command: Command, how: &Invocation, out: &mut dyn Write, err: 
             shown(render::plugin_inspect(out, &plugin, json));
             Ok(exit::OK)
         }
-        Command::Daemon(_) => Err(Error::Usage(
-            "`daemon` is not yet supported; run `orchestrator run PIPELINE` from cron, a systemd timer or a \
-             Kubernetes CronJob"
-                .into(),
-        )),
+        Command::Daemon(args) => {
+            let stop = Stop::new();
+            let reload = Arc::new(tokio::sync::Notify::new());
+            let signals = match how.watch_signals {
+                true => Some((
+                    on_signals(stop.clone(), quit_now)
+                        .map_err(|e| Error::Failed(format!("cannot watch for signals: {e}")))?,
+                    on_hangup(reload.clone()).map_err(|e| Error::Failed(format!("cannot watch for SIGHUP: {e}")))?,
+                )),
+                false => None,
+            };
+            let options = DaemonOptions {
+                file: args.pipeline,
+                env: how.env.clone(),
+                builtins: BUILTINS,
+                metrics_file: args.metrics_file,
+            };
+            let summary = orchestrator_daemon::daemon(options, &stop, reload).await;
+            if let Some((a, b)) = signals {
+                a.abort();
+                b.abort();
+            }
+            let summary = summary?;
+            let _ = writeln!(
+                err,
+                "daemon stopped: {} run(s), {} failed, {} scheduled time(s) skipped",
+                summary.runs, summary.failed_runs, summary.skipped
+            );
+            Ok(match stop.reason() {
+                Some(StopReason::Signal { number, .. }) => 128u8.saturating_add(number as u8),
+                _ => exit::OK,
+            })
+        }
     }
 }
 
@@ -182,6 +234,20 @@ fn json_output(command: &Command) -> bool {
         Command::Plugin(PluginCommand::List { json } | PluginCommand::Inspect { json, .. }) => *json,
         Command::Daemon(_) => false,
     }
+}
+
+/// SIGHUP asks the daemon to re-read its pipeline file.
+fn on_hangup(reload: Arc<tokio::sync::Notify>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            reload.notify_one();
+        }
+    }))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The second signal: quit now, with the signal's conventional code.

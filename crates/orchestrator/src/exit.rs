@@ -64,7 +64,9 @@ mod tests {
             ok: job_ok,
             stopped: signal.map(|_| "cancelled".into()),
             signal,
+            error: None,
             jobs: vec![job],
+            notifications: Vec::new(),
         }
     }
 

@@ -285,6 +285,18 @@ pub fn status(out: &mut dyn Write, err: &mut dyn Write, reports: &[StatusReport]
         if let Some(e) = &r.error {
             writeln!(err, "error: {} → {}: {e}", r.source, r.sink)?;
         }
+        if r.too_old == Some(true) {
+            match r.newest {
+                Some(t) => writeln!(
+                    err,
+                    "too old: {} → {}: the newest backup is from {}",
+                    r.source,
+                    r.sink,
+                    timespec::format(t)
+                )?,
+                None => writeln!(err, "too old: {} → {}: there is no backup", r.source, r.sink)?,
+            }
+        }
     }
     if as_json {
         return json(out, &reports);
