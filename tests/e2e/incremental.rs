@@ -178,6 +178,68 @@ fn new_chains_on_request_and_by_age_and_retention_keeps_whole_chains() {
 }
 
 #[test]
+fn keep_within_removes_old_chains_never_the_newest_and_prune_dry_run_lists_them() {
+    let env = Env::new();
+    let root = odd_tree(&env);
+    let pipeline = env.pipeline("p.toml", &PIPELINE.replace("volsize_mb = 1", "volsize_mb = 1\nkeep_within = \"4s\""));
+    let ps = pipeline.to_str().unwrap();
+    backup(&env, &pipeline, &[]);
+    change_once(&root);
+    backup(&env, &pipeline, &[]);
+    let first_chain = objects(&env.path("backup/docs"));
+    std::thread::sleep(std::time::Duration::from_millis(4500));
+    // The chain's newest set is older than 4 s, but it is the only chain: it stays.
+    let only = env.run(&["prune", ps, "--json"], &[]);
+    assert_eq!(only.code, 0, "{}", only.all());
+    assert!(only.stdout.contains("\"removed\": []"), "{}", only.all());
+    assert_eq!(objects(&env.path("backup/docs")), first_chain);
+    // A new chain: the run's own retention removes the old one whole.
+    let newest = backup(&env, &pipeline, &["--full"]);
+    let pruned: Vec<&str> = newest["pruned"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(
+        pruned.iter().any(|p| p.starts_with("duplicity-inc."))
+            && pruned.iter().any(|p| p.starts_with("duplicity-full.")),
+        "{newest}"
+    );
+    let left = objects(&env.path("backup/docs"));
+    assert!(first_chain.iter().filter(|n| n.starts_with("duplicity-")).all(|n| !left.contains(n)), "{left:?}");
+
+    // `prune --dry-run` lists exactly what `prune` then removes.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    backup(&env, &pipeline, &["--full"]);
+    let text = std::fs::read_to_string(&pipeline).unwrap().replace("keep_within = \"4s\"", "keep_within = \"1s\"");
+    std::fs::write(&pipeline, text).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let before = objects(&env.path("backup/docs"));
+    let dry = env.run(&["prune", ps, "--dry-run", "--json"], &[]);
+    assert_eq!(dry.code, 0, "{}", dry.all());
+    assert_eq!(objects(&env.path("backup/docs")), before, "a dry run removes nothing");
+    let would: serde_json::Value = serde_json::from_str(&dry.stdout).unwrap();
+    let would = would[0]["removed"].as_array().unwrap().clone();
+    assert!(!would.is_empty(), "{dry:?}", dry = dry.all());
+    let real = env.run(&["prune", ps, "--json"], &[]);
+    assert_eq!(real.code, 0, "{}", real.all());
+    let removed: serde_json::Value = serde_json::from_str(&real.stdout).unwrap();
+    assert_eq!(removed[0]["removed"].as_array().unwrap(), &would, "{}", real.all());
+    let after = objects(&env.path("backup/docs"));
+    for name in &would {
+        assert!(!after.contains(&name.as_str().unwrap().to_string()), "{name} is still there");
+    }
+    assert!(after.iter().any(|n| n.starts_with("duplicity-full.")), "the newest chain stays: {after:?}");
+    restored_equals(&env, &pipeline, None, "r", &root);
+    // Stock duplicity still reads the target.
+    if let Some(dup) = crate::duplicity::Duplicity::find(crate::duplicity::Peer::Debian) {
+        let url = format!("file://{}", env.path("backup/docs").display());
+        let out = dup.run(&env, crate::duplicity::Encryption::None, &["collection-status", &url]);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.contains("Found 0 secondary backup chains") && said.contains("Found primary backup chain"),
+            "{said}"
+        );
+    }
+}
+
+#[test]
 fn the_cache_is_disposable_and_the_target_is_the_truth() {
     let env = Env::new();
     let root = odd_tree(&env);

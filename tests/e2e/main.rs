@@ -15,6 +15,7 @@ mod incremental; // chains: deltas, deletions, restore at every time, new chains
 mod lock; // the run lock: live locks fail only their job, stale ones are taken over, kill -9 at any moment, two runs at once
 mod notify; // [notify.NAME] against real receivers (HTTP recorder, aiosmtpd, a program); metrics through promtool
 mod rclone_storage; // rclone: targets through Debian's rclone to a real sshd: a chain there and back, empty cache, leftovers, bad settings
+mod recovery_kit; // recovery-kit: duplicity restores by its command, no inline secrets, run warns until one is current
 mod roundtrip; // a tree with odd names, modes, links and fifos through backup and restore
 mod s3_storage; // s3:// targets against an S3 server: multipart there and back, empty cache, killed uploads, bad settings
 mod sandbox; // misbehaving plugins fail only their own job

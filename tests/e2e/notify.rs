@@ -123,7 +123,9 @@ sources = ["other"]
     assert_eq!(body["jobs"][0]["outcome"], "ok", "{body}");
     assert!(!run.stdout.contains("t0ken-xyz") && !run.stderr.contains("t0ken-xyz"), "{}", run.all());
 
-    // Both sources: each notifier hears only its own source's jobs.
+    // Both sources: each notifier hears only its own source's jobs (a
+    // second set of `docs` needs a second of its own).
+    std::thread::sleep(Duration::from_millis(1100));
     let run = env.run(&["run", &p, "--json"], &[("HOOK_TOKEN", "t0ken-xyz")]);
     assert_eq!(run.code, 0, "{}", run.all());
     let posts = receiver.wait_for(3, Duration::from_secs(10));

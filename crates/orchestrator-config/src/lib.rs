@@ -14,7 +14,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use interval::parse_interval;
 pub use notify::{EmailSettings, EmailTls, Notifier, NotifierKind, NotifyEvent, Setting};
 pub use orchestrator_schedule::Schedule;
-pub use secret::{SecretValue, Secrets, redact};
+pub use secret::{SecretValue, Secrets, redact, without_inline_values};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -67,6 +67,41 @@ impl FromIterator<(String, SecretValue)> for Secrets {
     }
 }
 
+/// The pipeline file `text` with every string written inline under one of
+/// `keys` (at any depth, in inline tables too) replaced by a note; secret
+/// references and everything else stay as written. For documents that leave
+/// the machine (the recovery kit).
+pub fn without_inline_values(text: &str, keys: &[&str], note: &str) -> String {
+    use toml::de::{DeTable, DeValue};
+    fn walk(table: &DeTable<'_>, keys: &[&str], spans: &mut Vec<std::ops::Range<usize>>) {
+        for (k, v) in table.iter() {
+            match v.get_ref() {
+                DeValue::String(_) if keys.contains(&k.get_ref().as_ref()) => spans.push(v.span()),
+                DeValue::Table(t) => walk(t, keys, spans),
+                DeValue::Array(items) => {
+                    for item in items.iter() {
+                        if let DeValue::Table(t) = item.get_ref() {
+                            walk(t, keys, spans);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let Ok(doc) = DeTable::parse(text) else { return text.to_string() };
+    let mut spans = Vec::new();
+    walk(doc.get_ref(), keys, &mut spans);
+    spans.sort_by_key(|s| std::cmp::Reverse(s.start));
+    let mut out = text.to_string();
+    for span in spans {
+        if out.is_char_boundary(span.start) && out.is_char_boundary(span.end) && span.end <= out.len() {
+            out.replace_range(span, &format!("\"{note}\""));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use orchestrator_config::{Pipeline, PluginInstance, PluginKind, PluginRef, Secre
 use orchestrator_runtime::grants::{self, Granted};
 use orchestrator_runtime::types::{PluginError, Want};
 use orchestrator_runtime::{Grants, Limits, LoadedPlugin, Runtime, RuntimeError, SinkInstance, SourceInstance, World};
-use orchestrator_storage::{KeyRing, Place, RESERVED_PREFIX, Storage, StorageOptions};
+use orchestrator_storage::{DryRun, KeyRing, Place, RESERVED_PREFIX, Storage, StorageOptions};
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -361,13 +361,32 @@ impl Plan {
 
     /// Start a sink instance for one source, with storage scoped to it.
     pub async fn start_sink(&self, sink: &Sink, source: &str) -> Result<SinkInstance> {
+        self.start_sink_on(sink, source, self.storage_of(sink), self.sink_cache(sink)).await
+    }
+
+    /// A sink instance whose target and cache only record deletes
+    /// (`prune --dry-run`): what it would remove is in the returned
+    /// [`DryRun`]s' `deleted`.
+    pub async fn start_sink_dry_run(&self, sink: &Sink, source: &str) -> Result<(SinkInstance, Option<Arc<DryRun>>)> {
+        let storage = self.storage_of(sink).map(|s| Arc::new(DryRun::new(s)));
+        let cache = self.sink_cache(sink).map(|c| Arc::new(DryRun::new(c)) as Arc<dyn Storage>);
+        let target = storage.clone().map(|s| s as Arc<dyn Storage>);
+        Ok((self.start_sink_on(sink, source, target, cache).await?, storage))
+    }
+
+    async fn start_sink_on(
+        &self,
+        sink: &Sink,
+        source: &str,
+        storage: Option<Arc<dyn Storage>>,
+        cache: Option<Arc<dyn Storage>>,
+    ) -> Result<SinkInstance> {
         let inst = &sink.instance;
         let secrets = self.resolve_secrets(inst)?;
         let granted = self.decide(inst).await?;
         // The storage seals and opens OpenPGP objects with the sink's keys; the
         // cache holds plain objects only, so it gets none.
         let base = self.pipeline.file.parent().map(PathBuf::from).unwrap_or_default();
-        let cache = self.sink_cache(sink);
         let mut keys = KeyRing::new(secrets.clone(), inst.config.clone(), base);
         if let Some(cache) = &cache {
             keys = keys.with_salt_store(cache.clone(), format!("{source}/{RESERVED_PREFIX}s2k-salt"));
@@ -375,7 +394,7 @@ impl Plan {
         let grants = Grants {
             granted,
             secrets,
-            storage: self.storage_of(sink).map(|s| Place::new(s, source).with_keys(Arc::new(keys))),
+            storage: storage.map(|s| Place::new(s, source).with_keys(Arc::new(keys))),
             cache: cache.map(|c| Place::new(c, source)),
             config_values: Vec::new(),
         };

@@ -264,6 +264,24 @@ pub struct ChainReport {
     pub sets: Vec<SetReport>,
 }
 
+/// What `prune` did (or would do) for one (source, sink) pair.
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneReport {
+    /// Source name.
+    pub source: String,
+    /// Sink name.
+    pub sink: String,
+    /// Nothing was removed: `removed` is what would be.
+    pub dry_run: bool,
+    /// Objects removed (or that would be), oldest chain first; absent when
+    /// the sink could not prune.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<Vec<String>>,
+    /// Why it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// What `verify` found for one (source, sink) pair.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {

@@ -35,6 +35,18 @@ pub struct PreparedJob {
     pub progress: Arc<Progress>,
 }
 
+impl PreparedJob {
+    /// The source's name (a key of the history).
+    pub fn source_name(&self) -> &str {
+        &self.source.name
+    }
+
+    /// The sink's name (a key of the source's jobs in the history).
+    pub fn sink_name(&self) -> &str {
+        &self.sink.instance.name
+    }
+}
+
 /// Load what the selected sources and their sinks need. Fails before any
 /// job starts when a name, a plugin or a target is wrong.
 pub fn prepare(mut plan: Plan, options: &RunOptions) -> Result<PreparedRun> {

@@ -19,6 +19,15 @@ pub async fn run_once(
     on_start: impl FnOnce(&PreparedRun),
 ) -> (RunReport, Option<Error>) {
     let notifiers = Notifiers::prepare(&plan.pipeline, plan.env());
+    if let Ok(text) = std::fs::read_to_string(&plan.pipeline.file)
+        && !orchestrator_core::recovery::is_current(&plan.pipeline, plan.env(), &text)
+    {
+        tracing::warn!(
+            "no recovery kit was made since {} changed: run `orchestrator recovery-kit {0} --output FILE` and keep \
+             FILE off this machine",
+            plan.pipeline.file.display()
+        );
+    }
     let pipeline = plan.pipeline.name.clone();
     let sources: Vec<String> = match options.sources.is_empty() {
         true => plan.pipeline.sources.iter().map(|s| s.name.clone()).collect(),

@@ -194,3 +194,10 @@ impl KeyRing {
         }
     }
 }
+
+/// The recipients in an armored public key file, each as its primary key's
+/// fingerprint and its user IDs (for the recovery kit).
+pub fn public_key_fingerprints(armored: &[u8]) -> Result<Vec<(String, Vec<String>)>, String> {
+    let keys = orchestrator_openpgp::read_public_keys(armored).map_err(|e| e.to_string())?;
+    Ok(keys.iter().map(|k| (k.fingerprint(), k.user_ids())).collect())
+}

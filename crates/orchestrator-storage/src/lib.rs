@@ -30,6 +30,7 @@
 
 mod cache;
 mod chunk;
+mod dry_run;
 mod encode;
 mod error;
 mod file;
@@ -43,10 +44,11 @@ mod throttle;
 
 pub use cache::sink_cache_dir;
 pub use chunk::{MAX_READ, fill, fill_expecting};
+pub use dry_run::DryRun;
 pub use encode::{ObjectReader, ObjectWriter};
 pub use error::StorageError;
 pub use file::FileStorage;
-pub use keys::KeyRing;
+pub use keys::{KeyRing, public_key_fingerprints};
 pub use options::StorageOptions;
 pub use orchestrator_config::{SecretValue, Secrets};
 pub use place::Place;

@@ -31,6 +31,10 @@ pub enum Command {
     Status(StatusArgs),
     /// Check the integrity of stored backups.
     Verify(VerifyArgs),
+    /// Apply each sink's retention (`keep_full`, `keep_within`) now.
+    Prune(PruneArgs),
+    /// Write what restoring from nothing needs; keep it off this machine.
+    RecoveryKit(RecoveryKitArgs),
     /// Check a pipeline file and print each plugin's grants; touches no target.
     Validate(ValidateArgs),
     /// Built-in and third-party plugins.
@@ -143,6 +147,35 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub compare: bool,
     /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `prune`
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The pipeline file.
+    pub pipeline: PathBuf,
+    /// Only these sources.
+    #[arg(long = "source", value_name = "NAME")]
+    pub sources: Vec<String>,
+    /// List what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `recovery-kit`
+#[derive(Debug, Args)]
+pub struct RecoveryKitArgs {
+    /// The pipeline file.
+    pub pipeline: PathBuf,
+    /// Write the kit to this file (mode 0600) instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print JSON instead of the Markdown document.
     #[arg(long)]
     pub json: bool,
 }

@@ -3,7 +3,7 @@
 
 use crate::builtins::BUILTINS;
 use crate::cli::{Command, PluginCommand};
-use crate::{exit, render};
+use crate::{exit, progress, render};
 use orchestrator_core::restore::RestoreRequest;
 use orchestrator_core::run::RunOptions;
 use orchestrator_core::stop::{Stop, StopReason, on_signals};
@@ -13,7 +13,6 @@ use orchestrator_daemon::{DaemonOptions, run_once};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 /// How a command is run: by the binary (the process's environment, signals
 /// stop a run, progress on a terminal) or by a test in-process.
@@ -75,22 +74,19 @@ async fn dispatch(command: Command, how: &Invocation, out: &mut dyn Write, err: 
                 ),
                 false => None,
             };
-            let mut ticker = None;
+            // Bars on a terminal, each as long as its job's last run read.
+            let history = progress::load_history(how.progress, plan.cache_dir());
+            let mut bars = None;
             let options = RunOptions { sources: args.sources, full: args.full };
             let (report, error) = run_once(plan, &options, &stop, |prepared| {
-                ticker = how.progress.then(|| {
-                    let jobs = prepared.jobs().iter().map(|j| (j.name.clone(), j.progress.clone())).collect();
-                    tokio::spawn(show_progress(jobs))
-                });
+                bars = Some(progress::Bars::start(how.progress, &history, prepared.jobs()));
             })
             .await;
             if let Some(s) = signals {
                 s.abort();
             }
-            if let Some(t) = ticker {
-                t.abort();
-                // The ticker's own line on the terminal, cleared.
-                eprint!("\r\x1b[K");
+            if let Some(b) = bars {
+                b.finish();
             }
             if let (Some(path), Some(pipeline)) = (&args.metrics_file, &pipeline) {
                 let text = Metrics::gather(pipeline, &how.env, BUILTINS).await.render(report.time.max(now()));
@@ -171,6 +167,36 @@ async fn dispatch(command: Command, how: &Invocation, out: &mut dyn Write, err: 
             shown(render::verify(out, err, &reports, args.json));
             Ok(exit::of_checks(reports.iter().all(|r| r.ok())))
         }
+        Command::Prune(args) => {
+            let reports = orchestrator_core::prune::prune(load(&args.pipeline)?, &args.sources, args.dry_run).await?;
+            shown(render::prune(out, err, &reports, args.json));
+            Ok(exit::of_checks(reports.iter().all(|r| r.error.is_none())))
+        }
+        Command::RecoveryKit(args) => {
+            let text = std::fs::read_to_string(&args.pipeline)
+                .map_err(|e| Error::Usage(format!("cannot read {}: {e}", args.pipeline.display())))?;
+            let plan = load(&args.pipeline)?;
+            let kit = orchestrator_core::recovery::kit(&plan.pipeline, &text, now());
+            match &args.output {
+                Some(path) => {
+                    let mut document = Vec::new();
+                    render::recovery_kit(&mut document, &kit, args.json)
+                        .map_err(|e| Error::Failed(format!("cannot render the kit: {e}")))?;
+                    write_private(path, &document)
+                        .map_err(|e| Error::Failed(format!("cannot write {}: {e}", path.display())))?;
+                    let _ = writeln!(
+                        err,
+                        "wrote {}: keep a copy off this machine (printed, in a password manager)",
+                        path.display()
+                    );
+                }
+                None => shown(render::recovery_kit(out, &kit, args.json)),
+            }
+            if let Err(e) = orchestrator_core::recovery::stamp(&plan.pipeline, plan.env(), &kit) {
+                tracing::warn!("cannot note that the kit was made: {e}");
+            }
+            Ok(exit::OK)
+        }
         Command::Validate(args) => {
             let report = inspect::validate(load(&args.pipeline)?).await?;
             shown(render::validate(out, err, &args.pipeline, &report, args.json));
@@ -230,10 +256,20 @@ fn json_output(command: &Command) -> bool {
         Command::List(a) => a.json,
         Command::Status(a) => a.json,
         Command::Verify(a) => a.json,
+        Command::Prune(a) => a.json,
+        Command::RecoveryKit(a) => a.json,
         Command::Validate(a) => a.json,
         Command::Plugin(PluginCommand::List { json } | PluginCommand::Inspect { json, .. }) => *json,
         Command::Daemon(_) => false,
     }
+}
+
+/// Write `bytes` to `path` readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// SIGHUP asks the daemon to re-read its pipeline file.
@@ -254,22 +290,4 @@ fn now() -> i64 {
 fn quit_now(name: &'static str, number: i32) {
     eprintln!("error: {name} again: quitting now; sources may hold snapshots until their next run");
     std::process::exit(128 + number);
-}
-
-async fn show_progress(jobs: Vec<(String, Arc<orchestrator_core::job::Progress>)>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
-    loop {
-        tick.tick().await;
-        let line: Vec<String> = jobs
-            .iter()
-            .map(|(name, p)| {
-                format!(
-                    "{name}: {} entries, {}",
-                    p.entries.load(Ordering::Relaxed),
-                    render::human_bytes(p.bytes.load(Ordering::Relaxed))
-                )
-            })
-            .collect();
-        eprint!("\r\x1b[K{}", line.join(" | "));
-    }
 }

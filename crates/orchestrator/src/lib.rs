@@ -11,4 +11,5 @@ pub mod cli;
 pub mod commands;
 pub mod exit;
 pub mod logging;
+pub mod progress;
 mod render;

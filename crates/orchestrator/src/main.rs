@@ -10,7 +10,7 @@ fn main() -> ExitCode {
         &cli.log,
         cli.log_json,
         ansi,
-        std::io::stderr,
+        orchestrator::progress::stderr,
     ))
     .ok();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -2,7 +2,8 @@
 //! decides an exit code (`exit` does) and never changes what happened.
 
 use orchestrator_core::inspect::{PluginReport, ValidateReport};
-use orchestrator_core::report::{JobReport, RestoreReport, RunReport, StatusReport, VerifyReport};
+use orchestrator_core::recovery::RecoveryKit;
+use orchestrator_core::report::{JobReport, PruneReport, RestoreReport, RunReport, StatusReport, VerifyReport};
 use orchestrator_core::types::{Entry, EntryKind};
 use orchestrator_core::{show, timespec};
 use std::io::{self, Write};
@@ -323,6 +324,88 @@ pub fn status(out: &mut dyn Write, err: &mut dyn Write, reports: &[StatusReport]
         }
         for note in r.notes.iter().flatten() {
             writeln!(out, "  note: {note}")?;
+        }
+    }
+    Ok(())
+}
+
+/// `recovery-kit`: a Markdown document to print or keep in a password
+/// manager.
+pub fn recovery_kit(out: &mut dyn Write, kit: &RecoveryKit, as_json: bool) -> io::Result<()> {
+    if as_json {
+        return json(out, kit);
+    }
+    writeln!(out, "# Recovery kit: pipeline \"{}\"\n", kit.pipeline)?;
+    writeln!(
+        out,
+        "Made {} by orchestrator {} from `{}` (SHA-256 {}).\n",
+        timespec::format(kit.made),
+        kit.version,
+        kit.file,
+        kit.file_sha256
+    )?;
+    writeln!(
+        out,
+        "Keep this where losing this machine cannot take it: printed, or in a password manager. It holds no \
+         secret value; it says where each one comes from, and those values must be kept safe apart from the \
+         machine too.\n"
+    )?;
+    writeln!(out, "## Backups\n")?;
+    for b in &kit.backups {
+        writeln!(out, "### {} → {}\n", b.source, b.sink)?;
+        writeln!(out, "- sink plugin: {}", b.plugin)?;
+        if let Some(l) = &b.location {
+            writeln!(out, "- archives at: `{l}`")?;
+        }
+        if let Some(e) = &b.encryption {
+            let how = match e.as_str() {
+                "symmetric" => "OpenPGP with a passphrase (AES-256)",
+                "public-key" => "OpenPGP to the recipients' public keys",
+                "none" => "not encrypted (gzip)",
+                other => other,
+            };
+            writeln!(out, "- encryption: {e}: {how}")?;
+        }
+        for r in &b.recipients {
+            writeln!(out, "- recipient: {r}")?;
+        }
+        writeln!(out, "\nWith orchestrator (the pipeline file below and its secrets on a new machine):\n")?;
+        writeln!(out, "```sh\n{}\n```\n", b.restore_with_orchestrator)?;
+        if let Some(d) = &b.restore_with_duplicity {
+            writeln!(out, "With stock duplicity alone:\n")?;
+            writeln!(out, "```sh\n{d}\n```\n")?;
+        }
+    }
+    writeln!(out, "## Secrets\n")?;
+    if kit.secrets.is_empty() {
+        writeln!(out, "The pipeline names no secret.\n")?;
+    } else {
+        writeln!(out, "| used by | comes from |\n|---|---|")?;
+        for s in &kit.secrets {
+            writeln!(out, "| `{}` | {} |", s.used_by, s.comes_from)?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(out, "## The pipeline file\n\n```toml\n{}\n```", kit.pipeline_text.trim_end())?;
+    Ok(())
+}
+
+/// `prune`.
+pub fn prune(out: &mut dyn Write, err: &mut dyn Write, reports: &[PruneReport], as_json: bool) -> io::Result<()> {
+    for r in reports {
+        if let Some(e) = &r.error {
+            writeln!(err, "error: {} → {}: {e}", r.source, r.sink)?;
+        }
+    }
+    if as_json {
+        return json(out, &reports);
+    }
+    for r in reports {
+        let Some(removed) = &r.removed else { continue };
+        let verb = if r.dry_run { "would remove" } else { "removed" };
+        writeln!(out, "{} → {}: {verb} {} object(s)", r.source, r.sink, removed.len())?;
+        for name in removed {
+            writeln!(out, "  {name}")?;
         }
     }
     Ok(())

@@ -35,6 +35,9 @@ pub struct Config {
     pub volsize_mb: u64,
     /// Keep this many chains; older ones are removed after a good run.
     pub keep_full: Option<u32>,
+    /// Remove chains whose newest set is older than this (duplicity's
+    /// interval syntax); the newest chain is always kept.
+    pub keep_within: Option<String>,
     /// Deflate level of volumes and signatures, 0 to 9. The host compresses
     /// (it reads this key itself); here it is only checked.
     pub compression_level: Option<u32>,
@@ -47,7 +50,7 @@ fn default_volsize() -> u64 {
 /// duplicity's interval syntax: one or more `<number><unit>`, units `s`,
 /// `m`, `h`, `D`, `W`, `M` (30 days), `Y` (365 days); lowercase `d`, `w`, `y`
 /// too.
-fn parse_interval(s: &str) -> Option<i64> {
+pub(crate) fn parse_interval(s: &str) -> Option<i64> {
     let mut total = 0i64;
     let mut digits = String::new();
     for c in s.trim().chars() {
@@ -113,6 +116,16 @@ impl Config {
             return Err(PluginError::Config(format!(
                 "full_if_older_than: `{f}` is not an interval (examples: 7D, 2W, 1M, 12h)"
             )));
+        }
+        if let Some(k) = &self.keep_within
+            && parse_interval(k).is_none()
+        {
+            return Err(PluginError::Config(format!(
+                "keep_within: `{k}` is not an interval (examples: 90D, 12W, 6M, 1Y)"
+            )));
+        }
+        if self.keep_full == Some(0) {
+            return Err(PluginError::Config("keep_full: must be at least 1 (the chain being written)".into()));
         }
         Ok(())
     }
@@ -311,12 +324,17 @@ impl Sink for DuplicitySink {
     }
 
     fn prune(config: Config, _source: &str) -> Result<Vec<String>, PluginError> {
-        let Some(keep) = config.keep_full else { return Ok(Vec::new()) };
+        let keep_within = config.keep_within.as_deref().and_then(parse_interval);
+        if config.keep_full.is_none() && keep_within.is_none() {
+            return Ok(Vec::new());
+        }
         let (c, _) = store::collection()?;
-        let excess = c.chains.len().saturating_sub(keep.max(1) as usize);
+        let ends: Vec<i64> = c.chains.iter().map(|chain| chain.end()).collect();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let doomed = chains_to_remove(&ends, config.keep_full, keep_within, now);
         let mut removed = Vec::new();
         // Whole chains only, oldest first: no kept set depends on them.
-        for chain in c.chains.iter().take(excess) {
+        for chain in c.chains.iter().take(doomed) {
             for set in chain.sets().rev() {
                 for name in set.names() {
                     storage::delete(name)?;
@@ -326,6 +344,17 @@ impl Sink for DuplicitySink {
         }
         Ok(removed)
     }
+}
+
+/// How many of the oldest chains retention removes: those past the newest
+/// `keep_full`, and those whose newest set (`ends`, oldest chain first) is
+/// older than `keep_within` seconds before `now`. Never the newest chain,
+/// and only a run of oldest ones, so no kept chain is left older than a
+/// removed one.
+fn chains_to_remove(ends: &[i64], keep_full: Option<u32>, keep_within: Option<i64>, now: i64) -> usize {
+    let by_count = keep_full.map_or(0, |keep| ends.len().saturating_sub(keep.max(1) as usize));
+    let by_age = keep_within.map_or(0, |within| ends.iter().take_while(|&&end| end < now - within).count());
+    by_count.max(by_age).min(ends.len().saturating_sub(1))
 }
 
 /// Check a set's volumes against the SHA-1s in its manifest, and that its
@@ -389,7 +418,23 @@ fn read_all(sealing: &Sealing, chain: &DupChain) -> Result<u64, PluginError> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_interval;
+    use super::{chains_to_remove, parse_interval};
+
+    #[test]
+    fn retention_by_count_and_by_age_never_takes_the_newest_chain() {
+        let ends = [100, 200, 300, 400];
+        assert_eq!(chains_to_remove(&ends, None, None, 1000), 0);
+        assert_eq!(chains_to_remove(&ends, Some(2), None, 1000), 2);
+        assert_eq!(chains_to_remove(&ends, Some(9), None, 1000), 0);
+        // Newest set older than 750 s before 1000: the first two.
+        assert_eq!(chains_to_remove(&ends, None, Some(750), 1000), 2);
+        // Both rules: whichever removes more.
+        assert_eq!(chains_to_remove(&ends, Some(3), Some(750), 1000), 2);
+        assert_eq!(chains_to_remove(&ends, Some(1), Some(750), 1000), 3);
+        // Backups stopped long ago: the newest chain still stays.
+        assert_eq!(chains_to_remove(&ends, None, Some(10), 100_000), 3);
+        assert_eq!(chains_to_remove(&[], Some(1), Some(10), 100_000), 0);
+    }
 
     #[test]
     fn intervals_in_duplicitys_syntax() {
