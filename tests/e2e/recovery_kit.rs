@@ -81,3 +81,84 @@ token = "inline-t0ken-value"
     dup.run(&env, Encryption::Symmetric, &args);
     assert_same_tree(&root, &dest);
 }
+
+#[test]
+fn a_stored_pipeline_file_comes_back_from_the_target_alone_and_restores() {
+    let env = Env::new();
+    let root = odd_tree(&env);
+    let text = format!(
+        r#"
+[pipeline]
+name = "stored"
+cache_dir = "{{dir}}/cache"
+store_pipeline = true
+
+[sources.docs]
+plugin = "directory"
+path = "{root}"
+
+[sinks.local]
+plugin = "duplicity-sink"
+target = "file://{{dir}}/target"
+{settings}
+
+[notify.hook]
+kind = "webhook"
+url = "https://hooks.example.org/x"
+token = "inline-t0ken-value"
+on = ["start"]
+sources = ["docs"]
+"#,
+        root = root.display(),
+        settings = Encryption::Symmetric.sink_settings(),
+    );
+    let p = env.pipeline("p.toml", &text);
+    let envs = Encryption::Symmetric.env();
+    let run = env.run(&["run", p.to_str().unwrap()], envs);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let stored = env.path("target/.orchestrator-pipeline/stored.toml.gpg");
+    let sealed = std::fs::read(&stored).unwrap_or_else(|e| panic!("{e}: {}", run.all()));
+    assert!(!String::from_utf8_lossy(&sealed).contains("duplicity-sink"), "stored in clear");
+    // Stock gpg opens it with the archive's passphrase.
+    std::fs::create_dir_all(env.path("gnupg")).unwrap();
+    std::fs::set_permissions(env.path("gnupg"), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let out = std::process::Command::new("gpg")
+        .args(["--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", "interop passphrase", "-d"])
+        .arg(&stored)
+        .env("GNUPGHOME", env.path("gnupg"))
+        .output()
+        .expect("gpg (installed with duplicity)");
+    let opened = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && opened.contains("store_pipeline = true"),
+        "{opened}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A new machine: the target and the passphrase, nothing else.
+    let fresh = Env::new();
+    let target = format!("file://{}", env.path("target").display());
+    let fetched = fresh.path("pipeline.toml");
+    let wrong = fresh.run(&["fetch-pipeline", &target, "--name", "stored"], &[("PASSPHRASE", "not it")]);
+    assert_eq!(wrong.code, 1, "{}", wrong.all());
+    assert!(wrong.stderr.contains("cannot decrypt"), "{}", wrong.all());
+    let got = fresh.run(
+        &["fetch-pipeline", &target, "--name", "stored", "--output", fetched.to_str().unwrap()],
+        &[("PASSPHRASE", "interop passphrase")],
+    );
+    assert_eq!(got.code, 0, "{}", got.all());
+    let back = std::fs::read_to_string(&fetched).unwrap();
+    assert!(!back.contains("inline-t0ken-value"), "{back}");
+    assert!(back.contains("passphrase = { env = \"BACKUP_PASSPHRASE\" }"), "{back}");
+    // Its cache would be in the old machine's place: point it at the new one.
+    let back = back.replace(&env.path("cache").display().to_string(), &fresh.path("cache").display().to_string());
+    std::fs::write(&fetched, back).unwrap();
+    let dest = fresh.path("restored");
+    let restore =
+        fresh.run(&["restore", fetched.to_str().unwrap(), "--source", "docs", "--to", dest.to_str().unwrap()], envs);
+    assert_eq!(restore.code, 0, "{}", restore.all());
+    assert_same_tree(&root, &dest);
+    let missing = fresh.run(&["fetch-pipeline", &target, "--name", "other"], &[("PASSPHRASE", "x")]);
+    assert_eq!(missing.code, 3, "{}", missing.all());
+    assert!(missing.stderr.contains("no stored pipeline `other`"), "{}", missing.all());
+}

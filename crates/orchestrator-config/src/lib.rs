@@ -43,6 +43,9 @@ pub struct Pipeline {
     pub catch_up: bool,
     /// Where `daemon` serves Prometheus metrics (`/metrics`).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// After each run, store this file (sealed as each sink seals) in its
+    /// targets, so a restore can start from a target alone.
+    pub store_pipeline: bool,
     /// Sources in file order.
     pub sources: Vec<PluginInstance>,
     /// Sinks in file order.

@@ -190,6 +190,7 @@ impl<'a> Parser<'a> {
             schedule_jitter: Duration::ZERO,
             catch_up: false,
             metrics_listen: None,
+            store_pipeline: false,
             sources: Vec::new(),
             sinks: Vec::new(),
             notify: Vec::new(),
@@ -227,8 +228,9 @@ impl<'a> Parser<'a> {
                         }
                     }
                 }
-                "catch_up" => match v.get_ref() {
-                    DeValue::Boolean(b) => p.catch_up = *b,
+                "catch_up" | "store_pipeline" => match v.get_ref() {
+                    DeValue::Boolean(b) if name == "catch_up" => p.catch_up = *b,
+                    DeValue::Boolean(b) => p.store_pipeline = *b,
                     other => self.error(v.span(), &full, format!("expected true or false, found {}", type_name(other))),
                 },
                 "metrics_listen" => {
@@ -250,7 +252,7 @@ impl<'a> Parser<'a> {
                     k.span(),
                     &full,
                     "unknown key (expected one of: name, cache_dir, concurrency, schedule, timezone, schedule_jitter, \
-                     catch_up, metrics_listen)",
+                     catch_up, metrics_listen, store_pipeline)",
                 ),
             }
         }

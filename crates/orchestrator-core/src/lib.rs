@@ -40,6 +40,7 @@ pub mod restore;
 mod restore_dir;
 pub mod run;
 pub mod stop;
+pub mod stored_pipeline;
 pub mod timespec;
 
 pub use env::Environment;

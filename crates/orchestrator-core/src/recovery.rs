@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 const STAMP: &str = "recovery-kit.sha256";
 
 /// Keys whose inline values are secrets (their references are kept).
-const SECRET_KEYS: &[&str] = &[
+pub(crate) const SECRET_KEYS: &[&str] = &[
     "passphrase",
     "password",
     "secret_access_key",
@@ -28,7 +28,6 @@ const SECRET_KEYS: &[&str] = &[
     "key_passphrase",
     "config_password",
     "secret_key",
-    "url",
 ];
 
 /// What restoring from nothing needs.

@@ -137,10 +137,42 @@ impl PreparedRun {
             notifications: Vec::new(),
         };
         report.ok = report.failed() == 0;
+        if plan.pipeline.store_pipeline {
+            store_pipeline(&plan, &mut report);
+        }
         if let Some(dir) = plan.cache_dir() {
             crate::history::record(&dir, &report);
         }
         report
+    }
+}
+
+/// The pipeline file into each target a job stored a backup in; a failure
+/// is a warning of the first such job (the backups are stored).
+fn store_pipeline(plan: &Plan, report: &mut RunReport) {
+    let text = match std::fs::read_to_string(&plan.pipeline.file) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!("cannot read {} to store it: {e}", plan.pipeline.file.display());
+            return;
+        }
+    };
+    let mut done: Vec<&str> = Vec::new();
+    for sink in &plan.pipeline.sinks {
+        let Some(target) = sink.target.as_deref() else { continue };
+        if done.contains(&target) || !report.jobs.iter().any(|j| j.sink == sink.instance.name && j.ok) {
+            continue;
+        }
+        done.push(target);
+        match crate::stored_pipeline::store(plan, sink, &text) {
+            Ok(at) => tracing::info!(sink = %sink.instance.name, "stored the pipeline file as {at}"),
+            Err(e) => {
+                tracing::warn!(sink = %sink.instance.name, "{e}");
+                if let Some(job) = report.jobs.iter_mut().find(|j| j.sink == sink.instance.name) {
+                    job.warnings += 1;
+                }
+            }
+        }
     }
 }
 

@@ -35,6 +35,8 @@ pub enum Command {
     Prune(PruneArgs),
     /// Write what restoring from nothing needs; keep it off this machine.
     RecoveryKit(RecoveryKitArgs),
+    /// Get back a pipeline file stored in a target (`store_pipeline = true`).
+    FetchPipeline(FetchPipelineArgs),
     /// Check a pipeline file and print each plugin's grants; touches no target.
     Validate(ValidateArgs),
     /// Built-in and third-party plugins.
@@ -178,6 +180,28 @@ pub struct RecoveryKitArgs {
     /// Print JSON instead of the Markdown document.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `fetch-pipeline`
+#[derive(Debug, Args)]
+pub struct FetchPipelineArgs {
+    /// The sink's target URL, as in the pipeline file.
+    pub target: String,
+    /// The pipeline's name.
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// A setting of the target, as its `storage` table has it (repeatable):
+    /// `key_file=/root/.ssh/id_ed25519`, `endpoint=https://…`. S3 keys come
+    /// from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    #[arg(long = "storage", value_name = "KEY=VALUE")]
+    pub storage: Vec<String>,
+    /// The recipients' armored secret key, for public-key archives (its
+    /// passphrase, like a symmetric archive's, in PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    pub secret_key: Option<PathBuf>,
+    /// Write the pipeline file here (mode 0600) instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// `validate`

@@ -197,6 +197,35 @@ async fn dispatch(command: Command, how: &Invocation, out: &mut dyn Write, err: 
             }
             Ok(exit::OK)
         }
+        Command::FetchPipeline(args) => {
+            let mut storage = serde_json::Map::new();
+            for setting in &args.storage {
+                let (key, value) = setting
+                    .split_once('=')
+                    .ok_or_else(|| Error::Usage(format!("--storage {setting}: write it as KEY=VALUE")))?;
+                let value = match value {
+                    "true" | "false" => serde_json::Value::Bool(value == "true"),
+                    _ => serde_json::Value::String(value.to_string()),
+                };
+                storage.insert(key.to_string(), value);
+            }
+            let request = orchestrator_core::stored_pipeline::Fetch {
+                target: args.target,
+                name: args.name,
+                storage,
+                secret_key: args.secret_key,
+            };
+            let text = orchestrator_core::stored_pipeline::fetch(&request, &how.env)?;
+            match &args.output {
+                Some(path) => {
+                    write_private(path, text.as_bytes())
+                        .map_err(|e| Error::Failed(format!("cannot write {}: {e}", path.display())))?;
+                    let _ = writeln!(err, "wrote {}", path.display());
+                }
+                None => shown(out.write_all(text.as_bytes())),
+            }
+            Ok(exit::OK)
+        }
         Command::Validate(args) => {
             let report = inspect::validate(load(&args.pipeline)?).await?;
             shown(render::validate(out, err, &args.pipeline, &report, args.json));
@@ -258,6 +287,7 @@ fn json_output(command: &Command) -> bool {
         Command::Verify(a) => a.json,
         Command::Prune(a) => a.json,
         Command::RecoveryKit(a) => a.json,
+        Command::FetchPipeline(_) => false,
         Command::Validate(a) => a.json,
         Command::Plugin(PluginCommand::List { json } | PluginCommand::Inspect { json, .. }) => *json,
         Command::Daemon(_) => false,
