@@ -114,4 +114,17 @@ cargo fmt --all --check
 # One profile for everything: the plugins are built once (by crates/orchestrator/build.rs into
 # target/wasm) and wasmtime compiles plugins fast in release.
 cargo clippy --release --workspace --all-targets -- -D warnings
+# The container image the tests in tests/e2e/container.rs drive: the
+# Dockerfile as users build it, on a Debian base made from Debian's packages
+# (there is no image registry here), with the release binary built first.
+if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+    cargo build --release -p orchestrator --bin orchestrator
+    bash scripts/container-base.sh
+    docker build --quiet --tag orchestrator:test . >/dev/null
+    export ORCHESTRATOR_IMAGE=orchestrator:test
+    echo "image orchestrator:test: $(docker image inspect -f '{{.Size}}' orchestrator:test | numfmt --to=iec)"
+else
+    echo "no Docker engine: the container tests are skipped (CI=true fails them)"
+fi
+
 cargo test --release --workspace

@@ -5,6 +5,7 @@
 mod attributes; // entry attributes (Maildir flags) through the duplicity sink, restore and duplicity
 mod cancel; // stopping a run: SIGTERM/SIGINT and limits.timeout cancel the source, store no set; TrueNAS snapshots released
 mod cli; // plugin list/inspect, validate, exit codes, config errors
+mod container; // the Docker image: volumes as the apps user read-only, TrueNAS local_path, docker stop, healthcheck
 mod daemon; // `daemon`: schedules, skips, catch-up, SIGHUP reload, SIGTERM; `status --max-age`
 mod duplicity; // interop with stock duplicity (Debian 0.8.22): each restores what the other wrote
 mod encryption; // symmetric and public-key chains with stock duplicity and gpg, wrong keys
