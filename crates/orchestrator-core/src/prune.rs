@@ -54,8 +54,11 @@ async fn prune_one(
         });
     }
     let Some(target) = plan.storage_of(sink) else { return Ok(Vec::new()) };
-    let owner =
-        Owner { run_id: crate::run::run_id(), pipeline: plan.pipeline.name.clone(), sink: sink.instance.name.clone() };
+    let owner = Owner {
+        run_id: crate::report::run_id(),
+        pipeline: plan.pipeline.name.clone(),
+        sink: sink.instance.name.clone(),
+    };
     let lock = RunLock::acquire(target, source, &owner).map_err(|e| e.to_string())?;
     let removed = match plan.start_sink(sink, source).await {
         Ok(mut instance) => instance.prune(&config, source).await.map_err(|e| e.to_string()),

@@ -52,7 +52,7 @@ impl RunReport {
         RunReport {
             report_version: REPORT_VERSION,
             pipeline: pipeline.to_string(),
-            run_id: crate::run::run_id(),
+            run_id: run_id(),
             time,
             ok: false,
             stopped: None,
@@ -67,6 +67,12 @@ impl RunReport {
     pub fn failed(&self) -> usize {
         self.jobs.iter().filter(|j| !j.succeeded()).count()
     }
+}
+
+/// A run id that sorts by time and does not repeat: the time in hex and the pid.
+pub(crate) fn run_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{nanos:x}-{:x}", std::process::id())
 }
 
 /// How a job ended: `ok`, `failed` or `cancelled`.

@@ -68,7 +68,7 @@ pub fn prepare(mut plan: Plan, options: &RunOptions) -> Result<PreparedRun> {
             progress: Arc::default(),
         })
         .collect();
-    let info = RunInfo { run_id: run_id(), time: now(), force_full: options.full };
+    let info = RunInfo { run_id: crate::report::run_id(), time: now(), force_full: options.full };
     Ok(PreparedRun { plan: Arc::new(plan), jobs, info })
 }
 
@@ -184,10 +184,4 @@ pub async fn run_pipeline(plan: Plan, options: &RunOptions, stop: &Stop) -> Resu
 /// Seconds since the epoch.
 pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-/// A run id that sorts by time and does not repeat: the time in hex and the pid.
-pub(crate) fn run_id() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{nanos:x}-{:x}", std::process::id())
 }
