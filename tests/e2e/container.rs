@@ -273,3 +273,36 @@ fn the_healthcheck_turns_unhealthy_when_the_newest_backup_is_too_old() {
     wait_for("unhealthy");
     docker(&["rm", "--force", &name]);
 }
+
+#[test]
+fn an_imap_mailbox_against_dovecot() {
+    let Some(image) = image() else { return };
+    let Some(server) = test_servers::dovecot::Dovecot::start() else { return };
+    server.add_user("carol", "mail secret");
+    server.create_folder("carol", "Archiv");
+    server.deliver("carol", "INBOX", b"From: a@example.org\r\nSubject: one\r\n\r\nfirst\r\n");
+    server.deliver("carol", "Archiv", b"From: b@example.org\r\nSubject: two\r\n\r\nsecond\r\n");
+    let env = Env::new();
+    let pipeline = PIPELINE.replace(
+        "plugin = \"directory\"\npath = \"/data\"",
+        &format!(
+            "plugin = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\nca_file = \"/run/secrets/ca.pem\"\nuser = \"carol\"\n\
+             password = {{ file = \"/run/secrets/imap\" }}",
+            server.imaps_port()
+        ),
+    );
+    let mounts = boxed(&env, &pipeline);
+    std::fs::write(env.path("secrets/imap"), "mail secret\n").unwrap();
+    std::fs::copy(server.ca_file(), env.path("secrets/ca.pem")).unwrap();
+    give_to_apps(&env.path("secrets"));
+    let mut args: Vec<String> =
+        ["run", "--rm", "--read-only", "--network=host", "--user", APPS].map(String::from).to_vec();
+    args.extend(mounts);
+    args.extend([image, "run".into(), "/config/pipeline.toml".into(), "--json".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = docker(&args);
+    assert!(out.status.success(), "{}", said(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["jobs"][0]["outcome"], "ok", "{report}");
+    assert_eq!(report["jobs"][0]["files_read"], 2, "two messages: {report}");
+}

@@ -259,3 +259,19 @@ async fn refresh_metrics(pipeline: &Pipeline, options: &DaemonOptions, shared: &
         tracing::warn!("cannot write the metrics to {}: {e}", path.display());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_delays_within_its_bound_and_none_is_none() {
+        let t = Timestamp::from_second(1_800_000_000).unwrap();
+        assert_eq!(with_jitter(t, Duration::ZERO), t);
+        let jitter = Duration::from_secs(600);
+        let delays: Vec<i64> = (0..1000).map(|_| with_jitter(t, jitter).as_second() - t.as_second()).collect();
+        assert!(delays.iter().all(|d| (0..600).contains(d)), "{delays:?}");
+        // Spread over the window, not bunched at its start.
+        assert!(delays.iter().any(|d| *d > 450) && delays.iter().any(|d| *d < 150));
+    }
+}
