@@ -114,11 +114,13 @@ cargo fmt --all --check
 # One profile for everything: the plugins are built once (by crates/orchestrator/build.rs into
 # target/wasm) and wasmtime compiles plugins fast in release.
 cargo clippy --release --workspace --all-targets -- -D warnings
+# Everything the tests run, built once: the test build's feature set is
+# the one the image's binary gets too, so nothing is compiled twice.
+cargo test --release --workspace --no-run
 # The container image the tests in tests/e2e/container.rs drive: the
 # Dockerfile as users build it, on a Debian base made from Debian's packages
-# (there is no image registry here), with the release binary built first.
+# (there is no image registry here), with that release binary.
 if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
-    cargo build --release -p orchestrator --bin orchestrator
     bash scripts/container-base.sh
     docker build --quiet --tag orchestrator:test . >/dev/null
     export ORCHESTRATOR_IMAGE=orchestrator:test
