@@ -306,3 +306,28 @@ fn an_imap_mailbox_against_dovecot() {
     assert_eq!(report["jobs"][0]["outcome"], "ok", "{report}");
     assert_eq!(report["jobs"][0]["files_read"], 2, "two messages: {report}");
 }
+
+/// The compose examples are valid to Compose itself (Debian's
+/// docker-compose, offline), and the pipeline they mount validates.
+#[test]
+fn the_compose_examples_are_valid() {
+    let Some(compose) = test_servers::require_program(&["/usr/bin/docker-compose"], "docker-compose") else {
+        return;
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/compose");
+    for file in ["docker-compose.yml", "truenas-scale.yml"] {
+        let out = Command::new(&compose).current_dir(&dir).args(["-f", file, "config", "-q"]).output().unwrap();
+        assert!(out.status.success(), "{file}: {}", said(&out));
+    }
+    let rendered =
+        Command::new(&compose).current_dir(&dir).args(["-f", "truenas-scale.yml", "config"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&rendered.stdout).contains("propagation: rslave"), "{}", said(&rendered));
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("secrets")).unwrap();
+    std::fs::write(env.path("secrets/archive-passphrase"), "p").unwrap();
+    let text =
+        std::fs::read_to_string(dir.join("config/pipeline.toml")).unwrap().replace("/run/secrets/", "{dir}/secrets/");
+    let p = env.pipeline("pipeline.toml", &text);
+    let run = env.run(&["validate", p.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+}
