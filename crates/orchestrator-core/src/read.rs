@@ -17,7 +17,7 @@ pub async fn list(
     time: Option<&str>,
     mut each: impl FnMut(Entry),
 ) -> Result<()> {
-    let time = time.map(|t| timespec::parse(t, crate::run::now())).transpose().map_err(Error::Usage)?;
+    let time = time.map(|t| timespec::parse(t, timespec::now())).transpose().map_err(Error::Usage)?;
     let source = plan.source(source)?.clone();
     let sink = plan.sink_for(&source.name, sink)?.clone();
     plan.load_plugins([&sink.instance])?;
@@ -99,7 +99,7 @@ pub async fn verify(mut plan: Plan, sources: &[String], compare: bool) -> Result
             Err(e) => Err(e.to_string()),
         };
         let compared =
-            if compare { Some(crate::compare::compare(&plan, &source, &sink, crate::run::now()).await) } else { None };
+            if compare { Some(crate::compare::compare(&plan, &source, &sink, timespec::now()).await) } else { None };
         out.push(VerifyReport {
             source: source.name.clone(),
             sink: sink.instance.name.clone(),

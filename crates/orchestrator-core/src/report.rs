@@ -9,6 +9,18 @@ use serde::{Deserialize, Serialize};
 /// The version of the JSON reports' shape.
 pub const REPORT_VERSION: u32 = 1;
 
+/// Bytes in binary units with one decimal (`3.0 MiB`), for people.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
 /// How one `run` went.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {

@@ -69,7 +69,7 @@ pub struct Finished {
 /// Restore what `request` asks for.
 pub async fn restore(mut plan: Plan, request: &RestoreRequest) -> Result<RestoreReport> {
     let time =
-        request.time.as_deref().map(|t| timespec::parse(t, crate::run::now())).transpose().map_err(Error::Usage)?;
+        request.time.as_deref().map(|t| timespec::parse(t, timespec::now())).transpose().map_err(Error::Usage)?;
     let prefix: Vec<u8> = request.path.as_deref().map(|p| p.trim_matches('/').as_bytes().to_vec()).unwrap_or_default();
     let source = plan.source(&request.source)?.clone();
     let sink = plan.sink_for(&source.name, request.sink.as_deref())?.clone();

@@ -68,7 +68,7 @@ pub fn prepare(mut plan: Plan, options: &RunOptions) -> Result<PreparedRun> {
             progress: Arc::default(),
         })
         .collect();
-    let info = RunInfo { run_id: crate::report::run_id(), time: now(), force_full: options.full };
+    let info = RunInfo { run_id: crate::report::run_id(), time: crate::timespec::now(), force_full: options.full };
     Ok(PreparedRun { plan: Arc::new(plan), jobs, info })
 }
 
@@ -179,9 +179,4 @@ fn store_pipeline(plan: &Plan, report: &mut RunReport) {
 /// Back up: [`prepare`], then [`PreparedRun::run`].
 pub async fn run_pipeline(plan: Plan, options: &RunOptions, stop: &Stop) -> Result<RunReport> {
     Ok(prepare(plan, options)?.run(stop).await)
-}
-
-/// Seconds since the epoch.
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

@@ -3,6 +3,11 @@
 
 use jiff::{Timestamp, tz::TimeZone};
 
+/// Seconds since the epoch, now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
 /// Resolve `spec` to epoch seconds, relative to `now`.
 pub fn parse(spec: &str, now: i64) -> Result<i64, String> {
     let spec = spec.trim();

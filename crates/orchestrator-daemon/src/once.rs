@@ -33,7 +33,7 @@ pub async fn run_once(
         true => plan.pipeline.sources.iter().map(|s| s.name.clone()).collect(),
         false => options.sources.clone(),
     };
-    let started = now();
+    let started = orchestrator_core::timespec::now();
     let prepared = match prepare(plan, options) {
         Ok(p) => p,
         Err(e) => {
@@ -48,8 +48,4 @@ pub async fn run_once(
     notifications.extend(notifiers.finished(&report, &sources).await);
     report.notifications = notifications;
     (report, None)
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

@@ -2,7 +2,7 @@
 //! Names come from sources and servers, so control characters are shown
 //! escaped: a mail client or a phone is a screen too.
 
-use orchestrator_core::report::{JobReport, Outcome, RunReport};
+use orchestrator_core::report::{JobReport, Outcome, RunReport, human_bytes};
 use std::fmt::Write;
 
 /// `home: backup failed (1 of 3 jobs)`, `home: backup ok (3 jobs)`.
@@ -50,9 +50,9 @@ fn job_line(job: &JobReport) -> String {
     };
     let mut line = format!("{} -> {}: {outcome}", printable(&job.source), printable(&job.sink));
     if let Some(set) = &job.set {
-        let _ = write!(line, ", {} set of {}", set.kind, size(set.size));
+        let _ = write!(line, ", {} set of {}", set.kind, human_bytes(set.size));
     }
-    let _ = write!(line, ", {} files ({}) read in {:.1} s", job.files_read, size(job.bytes_read), job.seconds);
+    let _ = write!(line, ", {} files ({}) read in {:.1} s", job.files_read, human_bytes(job.bytes_read), job.seconds);
     if job.unreadable > 0 {
         let _ = write!(line, ", {} unreadable", job.unreadable);
     }
@@ -61,18 +61,6 @@ fn job_line(job: &JobReport) -> String {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
-}
-
-/// Bytes in binary units with one decimal.
-fn size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
 /// Seconds since the epoch as UTC, ISO 8601.

@@ -89,7 +89,9 @@ async fn dispatch(command: Command, how: &Invocation, out: &mut dyn Write, err: 
                 b.finish();
             }
             if let (Some(path), Some(pipeline)) = (&args.metrics_file, &pipeline) {
-                let text = Metrics::gather(pipeline, &how.env, BUILTINS).await.render(report.time.max(now()));
+                let text = Metrics::gather(pipeline, &how.env, BUILTINS)
+                    .await
+                    .render(report.time.max(orchestrator_core::timespec::now()));
                 if let Err(e) = metrics::write_file(path, &text) {
                     let _ = writeln!(err, "warning: cannot write the metrics to {}: {e}", path.display());
                 }
@@ -155,7 +157,7 @@ async fn dispatch(command: Command, how: &Invocation, out: &mut dyn Write, err: 
             };
             let mut reports = read::status(load(&args.pipeline)?, &args.sources).await?;
             if let Some(age) = max_age {
-                let now = now();
+                let now = orchestrator_core::timespec::now();
                 reports.iter_mut().for_each(|r| r.check_age(age, now));
             }
             shown(render::status(out, err, &reports, args.json));
@@ -176,7 +178,7 @@ async fn dispatch(command: Command, how: &Invocation, out: &mut dyn Write, err: 
             let text = std::fs::read_to_string(&args.pipeline)
                 .map_err(|e| Error::Usage(format!("cannot read {}: {e}", args.pipeline.display())))?;
             let plan = load(&args.pipeline)?;
-            let kit = orchestrator_core::recovery::kit(&plan.pipeline, &text, now());
+            let kit = orchestrator_core::recovery::kit(&plan.pipeline, &text, orchestrator_core::timespec::now());
             match &args.output {
                 Some(path) => {
                     let mut document = Vec::new();
@@ -310,10 +312,6 @@ fn on_hangup(reload: Arc<tokio::sync::Notify>) -> std::io::Result<tokio::task::J
             reload.notify_one();
         }
     }))
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The second signal: quit now, with the signal's conventional code.

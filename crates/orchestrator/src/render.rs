@@ -8,17 +8,7 @@ use orchestrator_core::types::{Entry, EntryKind};
 use orchestrator_core::{show, timespec};
 use std::io::{self, Write};
 
-/// Bytes for people.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
-}
+pub use orchestrator_core::report::human_bytes;
 
 /// Output for a terminal: control characters that are not line structure
 /// (ESC, BEL, CR, DEL, the C1 controls) are written escaped, as `\u{1b}`,
